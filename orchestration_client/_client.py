@@ -1,0 +1,414 @@
+"""``SyncPrefectClient``: Prefect's documented task-run client members, one short method each.
+
+Every method checks its arguments, builds a request Struct, encodes it once, sends it
+through the transport and decodes the reply with a typed decoder built at import time.
+Bad arguments raise before anything is sent.
+
+Thread safety: one client may be shared by many threads; see ``_transport``.
+"""
+
+import logging
+import math
+import threading
+import uuid
+from types import TracebackType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Type,
+    TypeVar,
+    Union,
+)
+
+import requests
+
+from ._bodies import SetTaskRunState, StateCreate, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
+from ._codec import BodyEncoder, ReplyDecoder
+from ._enums import TaskRunSort
+from ._exceptions import ClientClosedError, PrefectHTTPStatusError, redact_url
+from ._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
+from ._schemas import OrchestrationResult, RetryDelay, State, TaskInput, TaskRun, TaskRunPolicy
+from ._settings import load_settings
+from ._states import Pending
+from ._transport import Transport
+from ._version import PREFECT_VERSION
+from ._versions import major_version, version_key
+
+if TYPE_CHECKING:
+    from ._ephemeral import LocalServer
+
+__all__ = ["SyncPrefectClient"]
+
+logger = logging.getLogger("orchestration_client")
+
+_MAX_RETRY_DELAYS = 50
+
+_task_run: ReplyDecoder[TaskRun] = ReplyDecoder(TaskRun, "TaskRun")
+_task_runs: ReplyDecoder[List[TaskRun]] = ReplyDecoder(List[TaskRun], "list of TaskRun")
+_states: ReplyDecoder[List[State]] = ReplyDecoder(List[State], "list of State")
+_result: ReplyDecoder[OrchestrationResult] = ReplyDecoder(
+    OrchestrationResult, "OrchestrationResult"
+)
+_version_string: ReplyDecoder[str] = ReplyDecoder(str, "version string")
+
+_create_body = BodyEncoder(TaskRunCreate)
+_update_body = BodyEncoder(TaskRunUpdate)
+_set_state_body = BodyEncoder(SetTaskRunState)
+_query_body = BodyEncoder(TaskRunsQuery)
+
+F = TypeVar("F")
+
+
+# ---- argument checks (bad input stops here, before any request) -------------------------
+
+
+def _uuid(value: Any, name: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a UUID, got {value!r}") from None
+    raise TypeError(f"{name} must be a UUID or a UUID string, got {type(value).__name__}")
+
+
+def _optional_str(value: Any, name: str) -> Optional[str]:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+
+
+def _instance(value: Any, expected: Type[F], name: str) -> Optional[F]:
+    if value is None or isinstance(value, expected):
+        return value
+    raise TypeError(f"{name} must be a {expected.__name__} or None, got {type(value).__name__}")
+
+
+def _count(value: Any, name: str, *, allow_none: bool) -> Optional[int]:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _strings(value: Any, name: str) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a collection of str, got {type(value).__name__}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must contain only str, got {type(item).__name__}")
+    return items
+
+
+def _delay(value: Any, name: str) -> Union[int, float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _retry_delay(value: Any) -> RetryDelay:
+    """Prefect truncates delays to whole seconds before sending: 1.5 -> 1, [1.5, 3] -> [1, 3]."""
+    name = "task.retry_delay_seconds"
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        if len(value) > _MAX_RETRY_DELAYS:
+            raise ValueError(f"{name} may list at most {_MAX_RETRY_DELAYS} delays")
+        return [int(_delay(item, name)) for item in value]
+    return int(_delay(value, name))
+
+
+def _policy(task: Any) -> TaskRunPolicy:
+    retries = task.retries
+    if retries is not None:
+        _count(retries, "task.retries", allow_none=False)
+    jitter = task.retry_jitter_factor
+    if jitter is not None:
+        _delay(jitter, "task.retry_jitter_factor")
+    return TaskRunPolicy(
+        retries=retries,
+        retry_delay=_retry_delay(task.retry_delay_seconds),
+        retry_jitter_factor=jitter,
+    )
+
+
+def _state_create(state: Any, name: str = "state") -> StateCreate:
+    if not isinstance(state, State):
+        raise TypeError(
+            f"{name} must be a State (see orchestration_client.states), got {type(state).__name__}"
+        )
+    return StateCreate(
+        type=state.type,
+        name=state.name,
+        message=state.message,
+        state_details=state.state_details,
+        data=state.data,
+    )
+
+
+class SyncPrefectClient:
+    """A synchronous client for the task-run part of the Prefect 3 REST API.
+
+    ``api`` is the API root URL (it includes ``/api``), or an ASGI application such as
+    Prefect's ``create_app()``, which is then served on 127.0.0.1 from a background thread
+    until the client closes. Arguments given here win over the environment; the
+    environment (``PREFECT_API_*``, ``PREFECT_CLIENT_*``) supplies timeouts, retries, TLS,
+    CSRF and custom headers. Use it as a context manager, or just call its methods.
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        *,
+        auth_string: Optional[str] = None,
+        api_key: Optional[str] = None,
+        api_version: Optional[str] = None,
+        httpx_settings: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        self._depth = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._server: Optional[LocalServer] = None
+        if httpx_settings is not None and not isinstance(httpx_settings, Mapping):
+            raise TypeError(
+                f"httpx_settings must be a mapping, got {type(httpx_settings).__name__}"
+            )
+        if isinstance(api, str):
+            if httpx_settings and "app" in httpx_settings:
+                raise ValueError("An 'app' in httpx_settings cannot be used with an API URL")
+        else:
+            from ._ephemeral import serve_app
+
+            self._server = serve_app(api)
+            api = self._server.api_url
+        self._transport = Transport(
+            api,
+            settings=load_settings(),
+            api_key=_optional_str(api_key, "api_key"),
+            auth_string=_optional_str(auth_string, "auth_string"),
+            api_version=_optional_str(api_version, "api_version"),
+            httpx_settings=httpx_settings,
+        )
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> "SyncPrefectClient":
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError(
+                    "The client cannot be started again after closing. Create a new client."
+                )
+            self._depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth > 0:
+                return
+            self._closed = True
+        self._transport.close()
+        if self._server is not None:
+            self._server.stop()
+
+    def __repr__(self) -> str:
+        return f"SyncPrefectClient(api_url={redact_url(self.api_url)!r})"
+
+    # ---- server and versions --------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """The API root this client talks to, with a trailing slash."""
+        return self._transport.base_url + "/"
+
+    def api_healthcheck(self) -> Optional[Exception]:
+        """``None`` if ``GET /health`` succeeds, else the exception; never raises."""
+        try:
+            self._transport.request("GET", "/health")
+        except Exception as exc:
+            return exc
+        return None
+
+    def hello(self) -> requests.Response:
+        """``GET /hello``; returns the raw response (its JSON is a greeting string)."""
+        return self._transport.request("GET", "/hello")
+
+    def api_version(self) -> str:
+        """The Prefect version the server runs (``GET /admin/version``), e.g. ``"3.9.1"``."""
+        return _version_string.decode(self._transport.request("GET", "/admin/version"))
+
+    def client_version(self) -> str:
+        """The Prefect version whose client this package mirrors; no request is made."""
+        return PREFECT_VERSION
+
+    def raise_for_api_version_mismatch(self) -> None:
+        """Raise ``RuntimeError`` if the server's major Prefect version differs from
+        ``client_version()``, or the server can't be reached; warn if it is older.
+        Prefect Cloud is not checked."""
+        if self._transport.is_cloud:
+            return
+        try:
+            server_version = self.api_version()
+        except Exception as exc:
+            if (
+                isinstance(exc, PrefectHTTPStatusError) and exc.status_code == 401
+            ) or "Unauthorized" in str(exc):
+                raise
+            raise RuntimeError(f"Failed to reach API at {redact_url(self.api_url)}") from exc
+        client_version = self.client_version()
+        if major_version(server_version) != major_version(client_version):
+            raise RuntimeError(
+                f"Found incompatible versions: client: {client_version}, server: "
+                f"{server_version}. Major versions must match."
+            )
+        if version_key(server_version) < version_key(client_version):
+            logger.warning(
+                "Your Prefect server runs %s, older than the %s this client is built for; "
+                "some behaviour may differ. Upgrade the server to %s or later.",
+                server_version,
+                client_version,
+                client_version,
+            )
+
+    # ---- task runs ------------------------------------------------------------------------
+
+    def create_task_run(
+        self,
+        task: Any,
+        flow_run_id: Optional[Union[uuid.UUID, str]],
+        dynamic_key: Any,
+        id: Optional[Union[uuid.UUID, str]] = None,
+        name: Optional[str] = None,
+        extra_tags: Optional[Iterable[str]] = None,
+        state: Optional[State] = None,
+        task_inputs: Optional[Dict[str, List[TaskInput]]] = None,
+    ) -> TaskRun:
+        """Create a task run, or return the existing one with the same
+        ``(flow_run_id, task.task_key, dynamic_key)``; its state is then left unchanged.
+
+        ``task`` is a ``schemas.Task`` or any object with ``task_key``, ``tags``,
+        ``version``, ``retries``, ``retry_delay_seconds`` and ``retry_jitter_factor``
+        (a ``prefect`` Task works). ``state`` defaults to ``Pending()``.
+        """
+        try:
+            task_key, tags, version = task.task_key, task.tags, task.version
+            policy = _policy(task)
+        except AttributeError as exc:
+            raise TypeError(
+                "task must be an orchestration_client.schemas.Task or have task_key, tags, "
+                f"version, retries, retry_delay_seconds and retry_jitter_factor: {exc}"
+            ) from None
+        if not isinstance(task_key, str) or not task_key:
+            raise ValueError(f"task.task_key must be a non-empty str, got {task_key!r}")
+        if task_inputs is not None and not isinstance(task_inputs, dict):
+            raise TypeError(f"task_inputs must be a dict, got {type(task_inputs).__name__}")
+        body = TaskRunCreate(
+            state=_state_create(Pending() if state is None else state),
+            name=_optional_str(name, "name"),
+            flow_run_id=None if flow_run_id is None else _uuid(flow_run_id, "flow_run_id"),
+            task_key=task_key,
+            dynamic_key=str(dynamic_key),
+            task_version=_optional_str(version, "task.version"),
+            empirical_policy=policy,
+            tags=list(
+                dict.fromkeys([*_strings(tags, "task.tags"), *_strings(extra_tags, "extra_tags")])
+            ),
+            labels={},
+            task_inputs=task_inputs or {},
+        )
+        if id is not None:
+            body.id = _uuid(id, "id")
+        content = _create_body.encode(body, "create_task_run arguments")
+        return _task_run.decode(self._transport.request("POST", "/task_runs/", content=content))
+
+    def read_task_run(self, task_run_id: Union[uuid.UUID, str]) -> TaskRun:
+        """One task run by id; ``ObjectNotFound`` if there is none."""
+        path = f"/task_runs/{_uuid(task_run_id, 'task_run_id')}"
+        return _task_run.decode(self._transport.request("GET", path))
+
+    def read_task_runs(
+        self,
+        *,
+        flow_filter: Optional[FlowFilter] = None,
+        flow_run_filter: Optional[FlowRunFilter] = None,
+        task_run_filter: Optional[TaskRunFilter] = None,
+        deployment_filter: Optional[DeploymentFilter] = None,
+        sort: Optional[Union[TaskRunSort, str]] = None,
+        limit: Optional[int] = None,
+        offset: int = 0,
+    ) -> List[TaskRun]:
+        """Task runs matching every given filter, in ``sort`` order (server default
+        ``ID_DESC``), at most ``limit`` (server default and maximum: 200) from ``offset``."""
+        if sort is not None and not isinstance(sort, TaskRunSort):
+            if not isinstance(sort, str):
+                raise TypeError(f"sort must be a TaskRunSort, got {type(sort).__name__}")
+            try:
+                sort = TaskRunSort(sort)
+            except ValueError:
+                raise ValueError(
+                    f"sort must be one of {', '.join(s.value for s in TaskRunSort)}; got {sort!r}"
+                ) from None
+        body = TaskRunsQuery(
+            flows=_instance(flow_filter, FlowFilter, "flow_filter"),
+            flow_runs=_instance(flow_run_filter, FlowRunFilter, "flow_run_filter"),
+            task_runs=_instance(task_run_filter, TaskRunFilter, "task_run_filter"),
+            deployments=_instance(deployment_filter, DeploymentFilter, "deployment_filter"),
+            sort=sort,
+            limit=_count(limit, "limit", allow_none=True),
+            offset=_count(offset, "offset", allow_none=False) or 0,
+        )
+        content = _query_body.encode(body, "read_task_runs filters")
+        return _task_runs.decode(
+            self._transport.request("POST", "/task_runs/filter", content=content)
+        )
+
+    def set_task_run_name(
+        self, task_run_id: Union[uuid.UUID, str], name: Optional[str]
+    ) -> requests.Response:
+        """Rename a task run; ``None`` lets the server pick a random name. Returns the raw
+        204 response."""
+        path = f"/task_runs/{_uuid(task_run_id, 'task_run_id')}"
+        content = _update_body.encode(TaskRunUpdate(name=_optional_str(name, "name")), "name")
+        return self._transport.request("PATCH", path, content=content)
+
+    def set_task_run_state(
+        self, task_run_id: Union[uuid.UUID, str], state: State, force: bool = False
+    ) -> OrchestrationResult:
+        """Propose ``state`` for a task run; the server accepts, rejects, aborts or asks to
+        wait, as the returned result's ``status`` and ``details`` say. ``force=True`` skips
+        the orchestration rules. As in Prefect, ``state.state_details.task_run_id`` is set."""
+        run_id = _uuid(task_run_id, "task_run_id")
+        if not isinstance(force, bool):
+            raise TypeError(f"force must be a bool, got {type(force).__name__}")
+        proposed = _state_create(state)
+        state.state_details.task_run_id = run_id
+        content = _set_state_body.encode(
+            SetTaskRunState(state=proposed, force=force), "set_task_run_state arguments"
+        )
+        return _result.decode(
+            self._transport.request("POST", f"/task_runs/{run_id}/set_state", content=content)
+        )
+
+    def read_task_run_states(self, task_run_id: Union[uuid.UUID, str]) -> List[State]:
+        """The state history of a task run, oldest first; ``[]`` for an unknown id."""
+        params = {"task_run_id": str(_uuid(task_run_id, "task_run_id"))}
+        return _states.decode(self._transport.request("GET", "/task_run_states/", params=params))

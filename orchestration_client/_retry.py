@@ -1,0 +1,192 @@
+"""Prefect's retry rules, expressed as a small ``urllib3.util.Retry`` subclass.
+
+What differs from plain ``Retry``, and why (Prefect's client does the same):
+
+* waits grow as ``2 ** n`` seconds (2, 4, 8, ...) with +/- ``jitter_factor`` spread,
+  starting at the first retry (urllib3 retries the first time at once);
+* ``Retry-After`` may be whole or fractional seconds or an HTTP date; a malformed or
+  infinite value falls back to the exponential wait instead of failing the call, and the
+  header's wait is only ever lengthened by jitter;
+* a reply with ``Prefect-Maintenance: true`` does not use up an attempt (bounded);
+* read timeouts are not retried, so a call never waits much longer than its timeout;
+* every retry decision is logged at DEBUG on the ``orchestration_client`` logger.
+
+Connection failures before the client has ever heard from the server are retried only a
+few times, quickly (0, 0.5, 1 s), so a wrong URL fails fast; after that they get the full
+exponential treatment, so a server restart is ridden out.
+"""
+
+import email.utils
+import logging
+import math
+import random
+import time
+from types import TracebackType
+from typing import Any, Collection, Optional
+
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import RequestHistory, Retry
+
+__all__ = [
+    "DEFAULT_RETRY_STATUS_CODES",
+    "FIRST_CONTACT_CONNECT_RETRIES",
+    "MAX_MAINTENANCE_RETRIES",
+    "PrefectRetry",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger("orchestration_client")
+
+#: Statuses Prefect retries; ``PREFECT_CLIENT_RETRY_EXTRA_CODES`` adds to them.
+DEFAULT_RETRY_STATUS_CODES = frozenset({408, 429, 502, 503})
+#: Connection attempts retried before the server has ever answered (0, 0.5, 1 s apart).
+FIRST_CONTACT_CONNECT_RETRIES = 3
+_FIRST_CONTACT_BACKOFF_FACTOR = 0.25
+#: How many ``Prefect-Maintenance: true`` replies may be retried without using attempts.
+MAX_MAINTENANCE_RETRIES = 10
+
+
+def parse_retry_after(value: str) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` value, or None when it can't be read.
+
+    Accepts integer or float seconds and HTTP dates (a date without a zone is UTC).
+    Negative waits become 0.
+    """
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        if parsed[9] is None:
+            parsed = (*parsed[:9], 0)
+        try:
+            seconds = email.utils.mktime_tz(parsed) - time.time()
+        except (OverflowError, ValueError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+class PrefectRetry(Retry):
+    """``Retry`` with Prefect's waits, Retry-After forms and maintenance rule."""
+
+    # Retry-After is honoured for every retried status, never a reason to retry by itself.
+    RETRY_AFTER_STATUS_CODES: frozenset[int] = frozenset()
+
+    def __init__(
+        self,
+        *args: Any,
+        jitter_factor: float = 0.2,
+        first_contact: bool = False,
+        maintenance_hits: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.jitter_factor = jitter_factor
+        self.first_contact = first_contact
+        self.maintenance_hits = maintenance_hits
+
+    @classmethod
+    def for_client(
+        cls,
+        *,
+        max_retries: int,
+        jitter_factor: float,
+        extra_codes: Collection[int] = (),
+        first_contact: bool,
+    ) -> "PrefectRetry":
+        """The policy a client uses before (``first_contact``) or after its first reply."""
+        return cls(
+            total=max_retries,
+            connect=FIRST_CONTACT_CONNECT_RETRIES if first_contact else None,
+            read=None,
+            other=0,
+            redirect=0,
+            status_forcelist=DEFAULT_RETRY_STATUS_CODES | frozenset(extra_codes),
+            allowed_methods=None,  # every method: the server makes creation idempotent
+            backoff_factor=_FIRST_CONTACT_BACKOFF_FACTOR,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+            jitter_factor=jitter_factor,
+            first_contact=first_contact,
+        )
+
+    def new(self, **kwargs: Any) -> "PrefectRetry":
+        retry = super().new(**kwargs)
+        retry.jitter_factor = self.jitter_factor
+        retry.first_contact = self.first_contact
+        retry.maintenance_hits = kwargs.get("maintenance_hits", self.maintenance_hits)
+        return retry
+
+    @property
+    def attempts(self) -> int:
+        """Retries spent so far that count against the budget."""
+        return len(self.history) - self.maintenance_hits
+
+    def increment(
+        self,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        response: Optional[BaseHTTPResponse] = None,
+        error: Optional[Exception] = None,
+        _pool: Any = None,
+        _stacktrace: Optional[TracebackType] = None,
+    ) -> "PrefectRetry":
+        if isinstance(error, ReadTimeoutError):
+            raise error.with_traceback(_stacktrace)
+        if (
+            response is not None
+            and response.headers.get("Prefect-Maintenance", "").lower() == "true"
+            and self.maintenance_hits < MAX_MAINTENANCE_RETRIES
+        ):
+            entry = RequestHistory(method, url, None, response.status, None)
+            return self.new(
+                history=(*self.history, entry), maintenance_hits=self.maintenance_hits + 1
+            )
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def _jittered(self, delay: float, *, at_least: bool) -> float:
+        """Spread ``delay`` by the jitter factor; ``at_least`` never shortens it."""
+        if delay <= 0 or self.jitter_factor <= 0:
+            return delay
+        low = delay if at_least else delay * max(0.0, 1 - self.jitter_factor)
+        return random.uniform(low, delay * (1 + self.jitter_factor))
+
+    def _last_was_connect_error(self) -> bool:
+        return bool(self.history) and self._is_connection_error(
+            self.history[-1].error or Exception()
+        )
+
+    def get_backoff_time(self) -> float:
+        if self.first_contact and self._last_was_connect_error():
+            return super().get_backoff_time()  # 0, 0.5, 1 s: fail fast on a wrong URL
+        return self._jittered(2.0 ** max(self.attempts, 0), at_least=False)
+
+    def sleep(self, response: Optional[BaseHTTPResponse] = None) -> None:
+        header = response.headers.get("Retry-After") if response is not None else None
+        retry_after = parse_retry_after(header) if header else None
+        if retry_after:
+            delay, source = self._jittered(retry_after, at_least=True), "Retry-After"
+        else:
+            delay, source = self.get_backoff_time(), "backoff"
+        if logger.isEnabledFor(logging.DEBUG):
+            last = self.history[-1] if self.history else None
+            cause = f"status {last.status}" if last and last.status else repr(last and last.error)
+            logger.debug(
+                "retry %d of %s for %s %s after %s; waiting %.2f s (%s%s)",
+                self.attempts,
+                self.attempts + self.total if isinstance(self.total, int) else "?",
+                last.method if last else "?",
+                last.url if last else "?",
+                cause,
+                delay,
+                source,
+                f" {header!r}" if header and source == "backoff" else "",
+            )
+        if delay > 0:
+            time.sleep(delay)

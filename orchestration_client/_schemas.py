@@ -1,0 +1,289 @@
+"""Models the server sends back (task runs, states, orchestration results) and ``Task``.
+
+Every model is a keyword-only ``msgspec.Struct``. Decoding ignores fields a newer server
+adds (msgspec's default), so a minor Prefect release does not break old clients. Durations
+are ``timedelta`` like Prefect's models; the wire carries them as float seconds, which the
+client's response decoders accept (they decode non-strictly for that reason).
+"""
+
+import datetime
+import hashlib
+import math
+import uuid
+from typing import Any, Dict, List, Optional, Union
+
+import msgspec
+from msgspec import field
+
+from ._enums import TERMINAL_STATE_TYPES, SetStateStatus, StateType
+
+__all__ = [
+    "Constant",
+    "FlowRunResult",
+    "KeyValueLabels",
+    "OrchestrationDetails",
+    "OrchestrationResult",
+    "Parameter",
+    "State",
+    "StateAbortDetails",
+    "StateAcceptDetails",
+    "StateDetails",
+    "StateRejectDetails",
+    "StateWaitDetails",
+    "Task",
+    "TaskInput",
+    "TaskRun",
+    "TaskRunPolicy",
+    "TaskRunResult",
+    "utcnow",
+]
+
+KeyValueLabels = Dict[str, Union[str, int, float, bool]]
+RetryDelay = Union[int, float, List[Union[int, float]], None]
+
+
+def utcnow() -> datetime.datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class _Model(msgspec.Struct, kw_only=True):
+    """Shared options: keyword-only construction, so defaults may sit beside required fields."""
+
+
+class StateDetails(_Model, kw_only=True):
+    """Orchestration metadata attached to a state; every field is optional."""
+
+    flow_run_id: Optional[uuid.UUID] = None
+    task_run_id: Optional[uuid.UUID] = None
+    child_flow_run_id: Optional[uuid.UUID] = None
+    scheduled_time: Optional[datetime.datetime] = None
+    cache_key: Optional[str] = None
+    cache_expiration: Optional[datetime.datetime] = None
+    deferred: Optional[bool] = None
+    untrackable_result: bool = False
+    pause_timeout: Optional[datetime.datetime] = None
+    pause_reschedule: bool = False
+    pause_key: Optional[str] = None
+    run_input_keyset: Optional[Dict[str, str]] = None
+    refresh_cache: Optional[bool] = None
+    retriable: Optional[bool] = None
+    transition_id: Optional[uuid.UUID] = None
+    task_parameters_id: Optional[uuid.UUID] = None
+    traceparent: Optional[str] = None
+    deployment_concurrency_lease_id: Optional[uuid.UUID] = None
+
+
+def default_state_name(state_type: StateType) -> str:
+    """Prefect's name for an unnamed state: the type in title case (``"Completed"``)."""
+    return state_type.value.replace("_", " ").capitalize()
+
+
+class State(_Model, kw_only=True):
+    """A state of a run. Locally built states get a fresh ``id`` and ``timestamp``; the server
+    replaces both when it accepts the state, and neither is ever sent."""
+
+    type: StateType
+    name: Optional[str] = None
+    timestamp: datetime.datetime = field(default_factory=utcnow)
+    message: Optional[str] = None
+    data: Any = None
+    state_details: StateDetails = field(default_factory=StateDetails)
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created: Optional[datetime.datetime] = None
+    updated: Optional[datetime.datetime] = None
+
+    def __post_init__(self) -> None:
+        if self.name is None and isinstance(self.type, StateType):
+            self.name = default_state_name(self.type)
+
+    def is_scheduled(self) -> bool:
+        return self.type == StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        return self.type == StateType.PENDING
+
+    def is_running(self) -> bool:
+        return self.type == StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        return self.type == StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        return self.type == StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        return self.type == StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        return self.type == StateType.CANCELLED
+
+    def is_cancelling(self) -> bool:
+        return self.type == StateType.CANCELLING
+
+    def is_paused(self) -> bool:
+        return self.type == StateType.PAUSED
+
+    def is_final(self) -> bool:
+        """True for the terminal types: completed, failed, crashed, cancelled."""
+        return self.type in TERMINAL_STATE_TYPES
+
+
+class TaskRunPolicy(_Model, kw_only=True):
+    """Retry policy of a task run (``empirical_policy`` on the wire).
+
+    ``max_retries`` and ``retry_delay_seconds`` are deprecated by Prefect but still sent;
+    as in Prefect, they fill ``retries``/``retry_delay`` when those are unset.
+    """
+
+    max_retries: int = 0
+    retry_delay_seconds: float = 0.0
+    retries: Optional[int] = None
+    retry_delay: RetryDelay = None
+    retry_jitter_factor: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if not self.retries and self.max_retries:
+            self.retries = self.max_retries
+        if not self.retry_delay and self.retry_delay_seconds:
+            self.retry_delay = self.retry_delay_seconds
+
+
+class _TaskInput(_Model, tag_field="input_type"):
+    """Base of the ``task_inputs`` items; the ``input_type`` tag selects the class."""
+
+
+class TaskRunResult(_TaskInput, tag="task_run", kw_only=True):
+    """An input that came from another task run."""
+
+    id: uuid.UUID
+
+
+class FlowRunResult(_TaskInput, tag="flow_run", kw_only=True):
+    """An input that came from a flow run."""
+
+    id: uuid.UUID
+
+
+class Parameter(_TaskInput, tag="parameter", kw_only=True):
+    """An input that came from a flow parameter."""
+
+    name: str
+
+
+class Constant(_TaskInput, tag="constant", kw_only=True):
+    """A constant input, described by its Python type name."""
+
+    type: str
+
+
+TaskInput = Union[TaskRunResult, FlowRunResult, Parameter, Constant]
+
+
+class TaskRun(_Model, kw_only=True):
+    """A task run as the server returns it."""
+
+    id: uuid.UUID
+    created: Optional[datetime.datetime] = None
+    updated: Optional[datetime.datetime] = None
+    name: str
+    flow_run_id: Optional[uuid.UUID] = None
+    task_key: str
+    dynamic_key: str
+    cache_key: Optional[str] = None
+    cache_expiration: Optional[datetime.datetime] = None
+    task_version: Optional[str] = None
+    empirical_policy: TaskRunPolicy = field(default_factory=TaskRunPolicy)
+    tags: List[str] = field(default_factory=list)
+    labels: Optional[KeyValueLabels] = field(default_factory=dict)
+    state_id: Optional[uuid.UUID] = None
+    task_inputs: Dict[str, List[TaskInput]] = field(default_factory=dict)
+    state_type: Optional[StateType] = None
+    state_name: Optional[str] = None
+    run_count: int = 0
+    flow_run_run_count: int = 0
+    expected_start_time: Optional[datetime.datetime] = None
+    next_scheduled_start_time: Optional[datetime.datetime] = None
+    start_time: Optional[datetime.datetime] = None
+    end_time: Optional[datetime.datetime] = None
+    total_run_time: datetime.timedelta = datetime.timedelta(0)
+    estimated_run_time: datetime.timedelta = datetime.timedelta(0)
+    estimated_start_time_delta: datetime.timedelta = datetime.timedelta(0)
+    state: Optional[State] = None
+
+    def __post_init__(self) -> None:
+        # The server schema allows null labels; Prefect's model turns them into {}.
+        if self.labels is None:
+            self.labels = {}
+
+
+class _Details(_Model, tag_field="type"):
+    """Base of the ``details`` of an orchestration result, tagged by ``type``."""
+
+
+class StateAcceptDetails(_Details, tag="accept_details", kw_only=True):
+    """The proposed state was accepted."""
+
+
+class StateWaitDetails(_Details, tag="wait_details", kw_only=True):
+    """Propose again after ``delay_seconds``."""
+
+    delay_seconds: int
+    reason: Optional[str] = None
+
+
+class StateRejectDetails(_Details, tag="reject_details", kw_only=True):
+    """The proposed state was rejected; the result's ``state`` is what the server chose."""
+
+    reason: Optional[str] = None
+
+
+class StateAbortDetails(_Details, tag="abort_details", kw_only=True):
+    """The transition was aborted; the run should stop trying."""
+
+    reason: Optional[str] = None
+
+
+OrchestrationDetails = Union[
+    StateAcceptDetails, StateWaitDetails, StateRejectDetails, StateAbortDetails
+]
+
+
+class OrchestrationResult(_Model, kw_only=True):
+    """The server's answer to ``set_task_run_state``."""
+
+    state: Optional[State] = None
+    status: SetStateStatus
+    details: OrchestrationDetails
+
+
+def derive_task_key(name: str) -> str:
+    """A stable task key from a task name, shaped like Prefect's ``<name>-<8 hex>``."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{name}-{digest}"
+
+
+class Task(_Model, kw_only=True):
+    """What ``create_task_run`` needs to know about a task.
+
+    ``create_task_run`` reads only these attributes, so a real ``prefect`` Task object
+    works too. ``task_key`` defaults to a stable value derived from ``name``; runs that share
+    ``(flow_run_id, task_key, dynamic_key)`` are the same run on the server.
+    """
+
+    name: str
+    task_key: str = ""
+    tags: List[str] = field(default_factory=list)
+    version: Optional[str] = None
+    retries: int = 0
+    retry_delay_seconds: RetryDelay = 0
+    retry_jitter_factor: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Task name must be a non-empty str, got {self.name!r}")
+        if not self.task_key:
+            self.task_key = derive_task_key(self.name)
+        jitter = self.retry_jitter_factor
+        if jitter is not None and not (isinstance(jitter, (int, float)) and math.isfinite(jitter)):
+            raise ValueError(f"retry_jitter_factor must be a finite number, got {jitter!r}")

@@ -1,0 +1,190 @@
+"""State constructors (``Completed()``, ``Scheduled(scheduled_time=...)``, ...) as in Prefect.
+
+Each returns a new ``State`` with Prefect's type and default name. ``state_details`` may be
+a ``StateDetails`` or a dict of its fields. Unlike Prefect we have no OpenTelemetry, so
+``state_details.traceparent`` is left as given (normally ``None``).
+"""
+
+import datetime
+from typing import Any, Dict, Optional, Protocol, Union
+
+import msgspec
+
+from ._enums import StateType
+from ._schemas import State, StateDetails, utcnow
+
+StateDetailsArg = Union[StateDetails, Dict[str, Any], None]
+
+
+def _details(state_details: StateDetailsArg) -> StateDetails:
+    """Copy ``state_details`` into a fresh ``StateDetails``, checking a dict's field types."""
+    if state_details is None:
+        return StateDetails()
+    if isinstance(state_details, StateDetails):
+        return msgspec.structs.replace(state_details)
+    if isinstance(state_details, dict):
+        try:
+            return msgspec.convert(state_details, StateDetails)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid state_details: {exc}") from None
+    raise TypeError(
+        f"state_details must be a StateDetails or a dict, got {type(state_details).__name__}"
+    )
+
+
+def _state(
+    state_type: StateType,
+    name: Optional[str],
+    message: Optional[str],
+    data: Any,
+    details: StateDetails,
+) -> State:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"state name must be a str, got {type(name).__name__}")
+    if message is not None and not isinstance(message, str):
+        raise TypeError(f"state message must be a str, got {type(message).__name__}")
+    return State(type=state_type, name=name, message=message, data=data, state_details=details)
+
+
+class SimpleConstructor(Protocol):
+    def __call__(
+        self,
+        *,
+        name: Optional[str] = None,
+        message: Optional[str] = None,
+        data: Any = None,
+        state_details: StateDetailsArg = None,
+    ) -> State: ...
+
+
+class ScheduledConstructor(Protocol):
+    def __call__(
+        self,
+        *,
+        scheduled_time: Optional[datetime.datetime] = None,
+        name: Optional[str] = None,
+        message: Optional[str] = None,
+        data: Any = None,
+        state_details: StateDetailsArg = None,
+    ) -> State: ...
+
+
+def _simple(state_type: StateType, default_name: str, doc: str) -> SimpleConstructor:
+    def constructor(
+        *,
+        name: Optional[str] = None,
+        message: Optional[str] = None,
+        data: Any = None,
+        state_details: StateDetailsArg = None,
+    ) -> State:
+        return _state(state_type, name or default_name, message, data, _details(state_details))
+
+    constructor.__name__ = constructor.__qualname__ = default_name
+    constructor.__doc__ = doc
+    return constructor
+
+
+def _scheduled(state_type: StateType, default_name: str, doc: str) -> ScheduledConstructor:
+    def constructor(
+        *,
+        scheduled_time: Optional[datetime.datetime] = None,
+        name: Optional[str] = None,
+        message: Optional[str] = None,
+        data: Any = None,
+        state_details: StateDetailsArg = None,
+    ) -> State:
+        details = _details(state_details)
+        if scheduled_time is None:
+            details.scheduled_time = utcnow()
+        elif details.scheduled_time is not None:
+            raise ValueError("An extra scheduled_time was provided in state_details")
+        elif not isinstance(scheduled_time, datetime.datetime):
+            raise TypeError(
+                f"scheduled_time must be a datetime, got {type(scheduled_time).__name__}"
+            )
+        else:
+            details.scheduled_time = scheduled_time
+        return _state(state_type, name or default_name, message, data, details)
+
+    constructor.__name__ = constructor.__qualname__ = default_name
+    constructor.__doc__ = doc
+    return constructor
+
+
+Pending = _simple(StateType.PENDING, "Pending", "A PENDING state named Pending.")
+Running = _simple(StateType.RUNNING, "Running", "A RUNNING state named Running.")
+Completed = _simple(StateType.COMPLETED, "Completed", "A COMPLETED state named Completed.")
+Failed = _simple(StateType.FAILED, "Failed", "A FAILED state named Failed.")
+Crashed = _simple(StateType.CRASHED, "Crashed", "A CRASHED state named Crashed.")
+Cancelled = _simple(StateType.CANCELLED, "Cancelled", "A CANCELLED state named Cancelled.")
+Cancelling = _simple(StateType.CANCELLING, "Cancelling", "A CANCELLING state named Cancelling.")
+Retrying = _simple(StateType.RUNNING, "Retrying", "A RUNNING state named Retrying.")
+
+Scheduled = _scheduled(
+    StateType.SCHEDULED,
+    "Scheduled",
+    "A SCHEDULED state for ``scheduled_time`` (default: now, UTC).",
+)
+AwaitingRetry = _scheduled(
+    StateType.SCHEDULED,
+    "AwaitingRetry",
+    "A SCHEDULED state named AwaitingRetry: the run waits to be retried.",
+)
+AwaitingConcurrencySlot = _scheduled(
+    StateType.SCHEDULED,
+    "AwaitingConcurrencySlot",
+    "A SCHEDULED state named AwaitingConcurrencySlot: the run waits for a concurrency slot.",
+)
+Late = _scheduled(
+    StateType.SCHEDULED, "Late", "A SCHEDULED state named Late: the run missed its start."
+)
+
+
+def Paused(
+    *,
+    timeout_seconds: Optional[float] = None,
+    pause_expiration_time: Optional[datetime.datetime] = None,
+    reschedule: bool = False,
+    pause_key: Optional[str] = None,
+    name: Optional[str] = None,
+    message: Optional[str] = None,
+    data: Any = None,
+    state_details: StateDetailsArg = None,
+) -> State:
+    """A PAUSED state. The pause ends at ``pause_expiration_time``, or ``timeout_seconds``
+    from now; give at most one of the two."""
+    details = _details(state_details)
+    if details.pause_timeout is not None:
+        raise ValueError("An extra pause timeout was provided in state_details")
+    if timeout_seconds is not None and pause_expiration_time is not None:
+        raise ValueError("Cannot supply both a pause_expiration_time and timeout_seconds")
+    if pause_expiration_time is not None:
+        details.pause_timeout = pause_expiration_time
+    elif timeout_seconds is not None:
+        details.pause_timeout = utcnow() + datetime.timedelta(seconds=timeout_seconds)
+    details.pause_reschedule = reschedule
+    details.pause_key = pause_key
+    return _state(StateType.PAUSED, name or "Paused", message, data, details)
+
+
+def Suspended(
+    *,
+    timeout_seconds: Optional[float] = None,
+    pause_expiration_time: Optional[datetime.datetime] = None,
+    pause_key: Optional[str] = None,
+    name: Optional[str] = None,
+    message: Optional[str] = None,
+    data: Any = None,
+    state_details: StateDetailsArg = None,
+) -> State:
+    """A PAUSED state named Suspended: a pause that reschedules the run."""
+    return Paused(
+        timeout_seconds=timeout_seconds,
+        pause_expiration_time=pause_expiration_time,
+        reschedule=True,
+        pause_key=pause_key,
+        name=name or "Suspended",
+        message=message,
+        data=data,
+        state_details=state_details,
+    )

@@ -1,0 +1,360 @@
+"""HTTP plumbing: one ``requests.Session`` set up once, and one ``request()`` that sends
+bytes and returns a checked response.
+
+The session carries the base URL, headers, auth, TLS, pool size, timeout, the retry
+adapter and the CSRF token. It knows nothing about task runs.
+
+Thread safety: after construction the session is only read, the connection pool is
+thread-safe, and the CSRF token and the "server has answered" flag are guarded, so one
+``Transport`` may serve many threads at once.
+"""
+
+import base64
+import datetime
+import logging
+import ssl
+import threading
+import uuid
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import msgspec
+import requests
+import requests.adapters
+import requests.utils
+
+from ._codec import ReplyDecoder
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    ObjectNotFound,
+    PrefectHTTPStatusError,
+    redact_url,
+)
+from ._retry import PrefectRetry
+from ._settings import Settings
+from ._version import SERVER_API_VERSION, USER_AGENT
+
+__all__ = ["POOL_MAXSIZE", "Timeout", "Transport"]
+
+logger = logging.getLogger("orchestration_client")
+
+#: Connections kept per host; Prefect's client allows 16 at once.
+POOL_MAXSIZE = 16
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_JSON = {"Content-Type": "application/json"}
+_CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
+# Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
+_PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
+
+#: (connect, read) seconds, or None for no limit, as requests takes it.
+Timeout = Optional[Tuple[Optional[float], Optional[float]]]
+
+_SUPPORTED_SETTINGS = frozenset(
+    {
+        "headers",
+        "timeout",
+        "verify",
+        "cert",
+        "params",
+        "cookies",
+        "follow_redirects",
+        "proxy",
+        "proxies",
+        "base_url",
+    }
+)
+
+
+class _CsrfToken(msgspec.Struct):
+    token: str
+    expiration: datetime.datetime
+
+
+_csrf_token: ReplyDecoder[_CsrfToken] = ReplyDecoder(_CsrfToken, "CSRF token")
+
+
+def _timeout(value: Any) -> Timeout:
+    """httpx-style timeout (number, None, pair, or an object with connect/read) for requests."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (float(value), float(value))
+    if isinstance(value, tuple) and len(value) == 2:
+        return (value[0], value[1])
+    if hasattr(value, "connect") and hasattr(value, "read"):
+        return (value.connect, value.read)
+    raise TypeError(
+        "httpx_settings['timeout'] must be a number, None, a (connect, read) pair or an "
+        f"object with connect/read, got {type(value).__name__}"
+    )
+
+
+def _proxies(value: Any) -> Dict[str, str]:
+    """httpx's proxy/proxies forms (one URL, or {"http://": url, "all://": url}) for requests."""
+    if isinstance(value, str):
+        return {"http": value, "https": value}
+    if isinstance(value, Mapping):
+        mapped: Dict[str, str] = {}
+        for key, url in value.items():
+            scheme = str(key).split(":", 1)[0]
+            for target in ("http", "https") if scheme == "all" else (scheme,):
+                mapped[target] = str(url)
+        return mapped
+    raise TypeError(f"httpx_settings proxy must be a URL or a mapping, got {type(value).__name__}")
+
+
+class _Csrf:
+    """The CSRF token of one client: fetched on first need, refreshed when it expires or
+    the server calls it invalid, switched off for good if the server has CSRF disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.client_id = str(uuid.uuid4())
+        self._token: Optional[str] = None
+        self._expiration: Optional[datetime.datetime] = None
+        self._lock = threading.Lock()
+
+    def headers(self, transport: "Transport", *, refresh: bool = False) -> Dict[str, str]:
+        with self._lock:
+            if refresh:
+                self._token = None
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if self.enabled and (
+                self._token is None or (self._expiration is not None and now > self._expiration)
+            ):
+                self._fetch(transport)
+            if not self.enabled or self._token is None:
+                return {}
+            return {"Prefect-Csrf-Token": self._token, "Prefect-Csrf-Client": self.client_id}
+
+    def _fetch(self, transport: "Transport") -> None:
+        response = transport.send("GET", "/csrf-token", params={"client": self.client_id})
+        if response.status_code == 404 or (
+            response.status_code == 422 and b"CSRF protection is disabled" in response.content
+        ):
+            logger.debug("server has CSRF protection off; not sending CSRF tokens")
+            self.enabled = False
+            return
+        transport.raise_for_status(response)
+        token = _csrf_token.decode(response)
+        expiration = token.expiration
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.timezone.utc)
+        self._token, self._expiration = token.token, expiration
+
+
+class Transport:
+    """Sends requests to one Prefect API with Prefect's headers, auth, retries and CSRF."""
+
+    def __init__(
+        self,
+        api: str,
+        *,
+        settings: Settings,
+        api_key: Optional[str] = None,
+        auth_string: Optional[str] = None,
+        api_version: Optional[str] = None,
+        httpx_settings: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        options = dict(httpx_settings or {})
+        unsupported = sorted(set(options) - _SUPPORTED_SETTINGS)
+        if unsupported:
+            raise TypeError(
+                f"unsupported httpx_settings key(s): {', '.join(map(repr, unsupported))}; "
+                f"supported: {', '.join(sorted(_SUPPORTED_SETTINGS))}"
+            )
+        base_url = options.get("base_url", api)
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                "the API URL must start with http:// or https://, "
+                f"got {redact_url(str(base_url))!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.is_cloud = self.base_url.startswith(settings.cloud_api_url.rstrip("/"))
+        self.timeout: Timeout = (
+            _timeout(options["timeout"])
+            if "timeout" in options
+            else (settings.request_timeout, settings.request_timeout)
+        )
+        self.follow_redirects = bool(options.get("follow_redirects", not settings.unit_test_mode))
+        self._retry_after_contact = PrefectRetry.for_client(
+            max_retries=settings.max_retries,
+            jitter_factor=settings.retry_jitter_factor,
+            extra_codes=settings.retry_extra_codes,
+            first_contact=False,
+        )
+        self._adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=POOL_MAXSIZE,
+            max_retries=PrefectRetry.for_client(
+                max_retries=settings.max_retries,
+                jitter_factor=settings.retry_jitter_factor,
+                extra_codes=settings.retry_extra_codes,
+                first_contact=True,
+            ),
+        )
+        self._contacted = False
+        self._closed = False
+        self.session = self._build_session(options, settings, api_key, auth_string, api_version)
+        self.csrf = _Csrf(settings.csrf_support_enabled and not self.is_cloud)
+
+    def _build_session(
+        self,
+        options: Dict[str, Any],
+        settings: Settings,
+        api_key: Optional[str],
+        auth_string: Optional[str],
+        api_version: Optional[str],
+    ) -> requests.Session:
+        session = requests.Session()
+        # Environment lookups (proxies, CA bundle, netrc) are done once here, not per call.
+        session.trust_env = False
+        session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        if "proxy" in options or "proxies" in options:
+            session.proxies = _proxies(options.get("proxy", options.get("proxies")))
+        session.verify = self._verify(options, settings)
+        if "cert" in options:
+            session.cert = options["cert"]
+        if "params" in options:
+            session.params = dict(options["params"])
+        if "cookies" in options:
+            session.cookies.update(options["cookies"])
+        session.mount("http://", self._adapter)
+        session.mount("https://", self._adapter)
+
+        headers = session.headers
+        for name, value in dict(options.get("headers") or {}).items():
+            if name.lower() == "user-agent" or name.lower() in _CSRF_HEADERS:
+                continue
+            headers[name] = value
+        headers.setdefault("X-PREFECT-API-VERSION", api_version or SERVER_API_VERSION)
+        if auth_string:
+            encoded = base64.b64encode(auth_string.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = f"Basic {encoded}"
+        elif api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        headers.update(settings.attribution_headers)
+        for name, value in settings.custom_headers.items():
+            if name.lower() in _PROTECTED:
+                logger.warning("PREFECT_CLIENT_CUSTOM_HEADERS may not set %s; ignored", name)
+                continue
+            headers[name] = value
+        headers["User-Agent"] = USER_AGENT
+        return session
+
+    @staticmethod
+    def _verify(options: Dict[str, Any], settings: Settings) -> Union[bool, str]:
+        if "verify" in options:
+            verify = options["verify"]
+            if isinstance(verify, ssl.SSLContext):
+                raise TypeError(
+                    "httpx_settings['verify'] as an ssl.SSLContext is not supported; "
+                    "pass a CA bundle path or a bool"
+                )
+            if not isinstance(verify, (bool, str)):
+                raise TypeError(
+                    f"httpx_settings['verify'] must be a bool or a path, got {verify!r}"
+                )
+            return verify
+        if settings.tls_insecure_skip_verify:
+            return False
+        return settings.ssl_cert_file or True
+
+    # ---- sending -------------------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: Optional[bytes] = None,
+        params: Optional[Mapping[str, str]] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+    ) -> requests.Response:
+        """One request with retries; returns whatever status came back last."""
+        if self._closed:
+            raise ClientClosedError("The client has been closed and cannot send requests.")
+        url = self.base_url + path
+        headers: Optional[Dict[str, str]] = None
+        if content is not None or extra_headers:
+            headers = {**(_JSON if content is not None else {}), **(extra_headers or {})}
+        try:
+            response = self.session.request(
+                method,
+                url,
+                data=content,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=self.follow_redirects,
+            )
+        except requests.exceptions.ReadTimeout as exc:
+            raise APITimeoutError(
+                f"{method} {redact_url(url)}: no reply within {self._read_timeout()} s"
+            ) from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise APIConnectionError(
+                f"Could not reach the Prefect API for {method} {redact_url(url)}: {_reason(exc)}"
+            ) from exc
+        if not self._contacted:
+            self._contacted = True
+            self._adapter.max_retries = self._retry_after_contact
+        return response
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: Optional[bytes] = None,
+        params: Optional[Mapping[str, str]] = None,
+    ) -> requests.Response:
+        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply."""
+        csrf = self.csrf.enabled and method in _MUTATING
+        extra = self.csrf.headers(self) if csrf else None
+        response = self.send(method, path, content=content, params=params, extra_headers=extra)
+        if (
+            csrf
+            and response.status_code == 403
+            and b"Invalid CSRF token" in response.content
+            and self.csrf.enabled
+        ):
+            logger.debug("CSRF token refused for %s %s; fetching a new one", method, path)
+            extra = self.csrf.headers(self, refresh=True)
+            response = self.send(method, path, content=content, params=params, extra_headers=extra)
+        self.raise_for_status(response)
+        return response
+
+    @staticmethod
+    def raise_for_status(response: requests.Response) -> None:
+        if 200 <= response.status_code < 300:
+            return
+        retries = getattr(getattr(response.raw, "retries", None), "attempts", 0)
+        error = ObjectNotFound if response.status_code == 404 else PrefectHTTPStatusError
+        raise error(response, retries=retries if isinstance(retries, int) else 0)
+
+    def _read_timeout(self) -> Optional[float]:
+        return None if self.timeout is None else self.timeout[1]
+
+    def close(self) -> None:
+        self._closed = True
+        self.session.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful cause of a requests/urllib3 connection error, without URLs."""
+    cause: Optional[BaseException] = exc
+    while cause is not None:
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException):
+            cause = reason
+            continue
+        args = getattr(cause, "args", ())
+        if args and isinstance(args[0], BaseException) and args[0] is not cause:
+            cause = args[0]
+            continue
+        break
+    text = str(cause) if cause is not None else str(exc)
+    # urllib3 prefixes its messages with the connection object's repr; keep the tail.
+    return text.split(": ", 1)[-1] if text.startswith("<") else text

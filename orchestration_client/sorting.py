@@ -1,0 +1,5 @@
+"""Sort orders for ``read_task_runs``."""
+
+from ._enums import TaskRunSort
+
+__all__ = ["TaskRunSort"]

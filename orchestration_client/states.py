@@ -1,0 +1,37 @@
+"""State constructors with Prefect's names: ``Completed()``, ``Scheduled(scheduled_time=...)``..."""
+
+from ._schemas import State
+from ._states import (
+    AwaitingConcurrencySlot,
+    AwaitingRetry,
+    Cancelled,
+    Cancelling,
+    Completed,
+    Crashed,
+    Failed,
+    Late,
+    Paused,
+    Pending,
+    Retrying,
+    Running,
+    Scheduled,
+    Suspended,
+)
+
+__all__ = [
+    "AwaitingConcurrencySlot",
+    "AwaitingRetry",
+    "Cancelled",
+    "Cancelling",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "Late",
+    "Paused",
+    "Pending",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "State",
+    "Suspended",
+]
