@@ -11,7 +11,7 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from prefect_server import PrefectServer, migrate_template  # noqa: E402
+from prefect_server import PrefectServer, migrate_template
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -76,8 +76,9 @@ class Seed:
         return result
 
     def flow(self, name: Optional[str] = None, tags: Optional[List[str]] = None) -> Dict[str, Any]:
-        return self.post("/flows/", {"name": name or f"flow-{uuid.uuid4().hex[:8]}",
-                                     "tags": tags or []})
+        return self.post(
+            "/flows/", {"name": name or f"flow-{uuid.uuid4().hex[:8]}", "tags": tags or []}
+        )
 
     def flow_run(self, flow_id: str, **fields: Any) -> Dict[str, Any]:
         body = {"flow_id": flow_id, "state": {"type": "RUNNING"}, **fields}

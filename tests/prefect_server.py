@@ -30,7 +30,9 @@ def prefect_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("prefect") or "prefect")
 
 
-def server_environment(home: pathlib.Path, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def server_environment(
+    home: pathlib.Path, extra: Optional[Dict[str, str]] = None
+) -> Dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()

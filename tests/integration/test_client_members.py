@@ -80,7 +80,9 @@ def test_healthcheck_returns_the_error_for_a_dead_server() -> None:
         error = client.api_healthcheck()
         assert isinstance(error, APIConnectionError)
         assert "127.0.0.1" in str(error)
-        with pytest.raises(RuntimeError, match=r"Failed to reach API at http://127\.0\.0\.1:\d+/api/$"):
+        with pytest.raises(
+            RuntimeError, match=r"Failed to reach API at http://127\.0\.0\.1:\d+/api/$"
+        ):
             client.raise_for_api_version_mismatch()
 
 
@@ -114,13 +116,31 @@ def test_create_with_client_id_and_every_field(
     client: SyncPrefectClient, running_flow_run: Dict[str, Any]
 ) -> None:
     run_id, other = uuid.uuid4(), uuid.uuid4()
-    task = Task(name=unique(), tags=["a", "b"], version="1.0", retries=2,
-                retry_delay_seconds=[1.5, 3], retry_jitter_factor=0.5)
-    inputs = {"x": [TaskRunResult(id=other), Parameter(name="p"), Constant(type="int"),
-                    FlowRunResult(id=uuid.UUID(running_flow_run["id"]))]}
+    task = Task(
+        name=unique(),
+        tags=["a", "b"],
+        version="1.0",
+        retries=2,
+        retry_delay_seconds=[1.5, 3],
+        retry_jitter_factor=0.5,
+    )
+    inputs = {
+        "x": [
+            TaskRunResult(id=other),
+            Parameter(name="p"),
+            Constant(type="int"),
+            FlowRunResult(id=uuid.UUID(running_flow_run["id"])),
+        ]
+    }
     run = client.create_task_run(
-        task, running_flow_run["id"], "k", id=run_id, name="named", extra_tags=["b", "c"],
-        state=Running(), task_inputs=inputs,
+        task,
+        running_flow_run["id"],
+        "k",
+        id=run_id,
+        name="named",
+        extra_tags=["b", "c"],
+        state=Running(),
+        task_inputs=inputs,
     )
     assert run.id == run_id and run.name == "named"
     assert run.flow_run_id == uuid.UUID(running_flow_run["id"])
@@ -137,7 +157,11 @@ def test_create_with_client_id_and_every_field(
     assert run.labels["prefect.flow.id"] == running_flow_run["flow_id"]
     read = client.read_task_run(run_id)
     assert (read.id, read.name, read.state_id, read.tags, read.task_inputs) == (
-        run.id, run.name, run.state_id, run.tags, run.task_inputs
+        run.id,
+        run.name,
+        run.state_id,
+        run.tags,
+        run.task_inputs,
     )
 
 

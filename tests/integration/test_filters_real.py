@@ -7,6 +7,8 @@ world's task-run ids so that other tests' data cannot leak in.
 """
 
 import datetime
+import itertools
+import pathlib
 import uuid
 from typing import Any, Callable, Dict, List, Set, Tuple
 
@@ -72,21 +74,32 @@ class World:
         self.w = w = uuid.uuid4().hex[:8]
         self.flow_a = seed.flow(f"flow-a-{w}", tags=[f"ftag-{w}"])
         self.flow_b = seed.flow(f"flow-b-{w}")
-        self.dep = seed.deployment(self.flow_a["id"], f"dep-{w}", tags=[f"dtag-{w}"],
-                                   work_queue_name=f"wq-{w}")
-        self.fr1 = seed.flow_run(self.flow_a["id"], name=f"fr1-{w}", tags=[f"rtag-{w}"],
-                                 deployment_id=self.dep["id"], flow_version=f"v1-{w}",
-                                 idempotency_key=f"idem-{w}", work_queue_name=f"wq-{w}")
+        self.dep = seed.deployment(
+            self.flow_a["id"], f"dep-{w}", tags=[f"dtag-{w}"], work_queue_name=f"wq-{w}"
+        )
+        self.fr1 = seed.flow_run(
+            self.flow_a["id"],
+            name=f"fr1-{w}",
+            tags=[f"rtag-{w}"],
+            deployment_id=self.dep["id"],
+            flow_version=f"v1-{w}",
+            idempotency_key=f"idem-{w}",
+            work_queue_name=f"wq-{w}",
+        )
         self.fr2 = seed.flow_run(self.flow_b["id"], name=f"fr2-{w}")
         later = (NOW + datetime.timedelta(hours=1)).isoformat()
-        self.fr3 = seed.flow_run(self.flow_b["id"], name=f"fr3-{w}", state={
-            "type": "SCHEDULED", "state_details": {"scheduled_time": later}})
+        self.fr3 = seed.flow_run(
+            self.flow_b["id"],
+            name=f"fr3-{w}",
+            state={"type": "SCHEDULED", "state_details": {"scheduled_time": later}},
+        )
         self.runs: Dict[str, Any] = {}
 
         def run(name: str, flow_run: Any, tags: List[str]) -> Any:
             task = Task(name=f"{name}-{w}", tags=tags)
             created = client.create_task_run(
-                task, flow_run["id"] if flow_run else None, "0", name=f"{name}-{w}")
+                task, flow_run["id"] if flow_run else None, "0", name=f"{name}-{w}"
+            )
             self.runs[name] = created
             return created
 
@@ -97,8 +110,9 @@ class World:
         run("t3", self.fr2, [])
         run("t4", self.fr3, [])
         run("t5", None, [f"alpha-{w}"])
-        self.child = seed.flow_run(self.flow_b["id"], name=f"child-{w}",
-                                   parent_task_run_id=str(t1.id))
+        self.child = seed.flow_run(
+            self.flow_b["id"], name=f"child-{w}", parent_task_run_id=str(t1.id)
+        )
         run("tc", self.child, [])
         # Completed only now: on the real server, starting a RUNNING subflow under a
         # task run moves that task run back to Running.
@@ -143,141 +157,433 @@ WITH_FLOW_RUN = ("t1", "t2", "t3", "t4", "tc")
 
 CASES: List[Case] = [
     # flows
-    ("flow id", lambda W: {"flow_filter": FlowFilter(id=FlowFilterId(any_=[W.flow_a["id"]]))},
-     ("t1", "t2")),
-    ("flow name any", lambda W: {"flow_filter": FlowFilter(
-        name=FlowFilterName(any_=[W.flow_a["name"]]))}, ("t1", "t2")),
-    ("flow name like", lambda W: {"flow_filter": FlowFilter(
-        name=FlowFilterName(like_=f"b-{W.w}"))}, ("t3", "t4", "tc")),
-    ("flow tags all", lambda W: {"flow_filter": FlowFilter(
-        tags=FlowFilterTags(all_=[f"ftag-{W.w}"]))}, ("t1", "t2")),
-    ("flow tags is_null", lambda W: {"flow_filter": FlowFilter(
-        tags=FlowFilterTags(is_null_=True))}, ("t3", "t4", "tc")),
+    (
+        "flow id",
+        lambda W: {"flow_filter": FlowFilter(id=FlowFilterId(any_=[W.flow_a["id"]]))},
+        ("t1", "t2"),
+    ),
+    (
+        "flow name any",
+        lambda W: {"flow_filter": FlowFilter(name=FlowFilterName(any_=[W.flow_a["name"]]))},
+        ("t1", "t2"),
+    ),
+    (
+        "flow name like",
+        lambda W: {"flow_filter": FlowFilter(name=FlowFilterName(like_=f"b-{W.w}"))},
+        ("t3", "t4", "tc"),
+    ),
+    (
+        "flow tags all",
+        lambda W: {"flow_filter": FlowFilter(tags=FlowFilterTags(all_=[f"ftag-{W.w}"]))},
+        ("t1", "t2"),
+    ),
+    (
+        "flow tags is_null",
+        lambda W: {"flow_filter": FlowFilter(tags=FlowFilterTags(is_null_=True))},
+        ("t3", "t4", "tc"),
+    ),
     ("empty flow filter drops orphans", lambda W: {"flow_filter": FlowFilter()}, WITH_FLOW_RUN),
-    ("flow or_", lambda W: {"flow_filter": FlowFilter(
-        operator=Operator.or_, id=FlowFilterId(any_=[W.flow_a["id"]]),
-        name=FlowFilterName(any_=[W.flow_b["name"]]))}, WITH_FLOW_RUN),
+    (
+        "flow or_",
+        lambda W: {
+            "flow_filter": FlowFilter(
+                operator=Operator.or_,
+                id=FlowFilterId(any_=[W.flow_a["id"]]),
+                name=FlowFilterName(any_=[W.flow_b["name"]]),
+            )
+        },
+        WITH_FLOW_RUN,
+    ),
     # flow runs
-    ("flow run id", lambda W: {"flow_run_filter": FlowRunFilter(
-        id=FlowRunFilterId(any_=[W.fr1["id"]]))}, ("t1", "t2")),
-    ("flow run id not_any", lambda W: {"flow_run_filter": FlowRunFilter(
-        id=FlowRunFilterId(not_any_=[W.fr1["id"]]))}, ("t3", "t4", "tc")),
-    ("flow run name any", lambda W: {"flow_run_filter": FlowRunFilter(
-        name=FlowRunFilterName(any_=[f"fr2-{W.w}"]))}, ("t3",)),
-    ("flow run name like", lambda W: {"flow_run_filter": FlowRunFilter(
-        name=FlowRunFilterName(like_=f"fr3-{W.w}"))}, ("t4",)),
-    ("flow run tags all", lambda W: {"flow_run_filter": FlowRunFilter(
-        tags=FlowRunFilterTags(all_=[f"rtag-{W.w}"]))}, ("t1", "t2")),
-    ("flow run tags any", lambda W: {"flow_run_filter": FlowRunFilter(
-        tags=FlowRunFilterTags(any_=[f"rtag-{W.w}", "nope"]))}, ("t1", "t2")),
-    ("flow run tags is_null", lambda W: {"flow_run_filter": FlowRunFilter(
-        tags=FlowRunFilterTags(is_null_=True))}, ("t3", "t4", "tc")),
-    ("flow run deployment id", lambda W: {"flow_run_filter": FlowRunFilter(
-        deployment_id=FlowRunFilterDeploymentId(any_=[W.dep["id"]]))}, ("t1", "t2")),
-    ("flow run deployment is_null", lambda W: {"flow_run_filter": FlowRunFilter(
-        deployment_id=FlowRunFilterDeploymentId(is_null_=True))}, ("t3", "t4", "tc")),
-    ("flow run work queue", lambda W: {"flow_run_filter": FlowRunFilter(
-        work_queue_name=FlowRunFilterWorkQueueName(any_=[f"wq-{W.w}"]))}, ("t1", "t2")),
-    ("flow run state type", lambda W: {"flow_run_filter": FlowRunFilter(state=FlowRunFilterState(
-        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))}, ("t4",)),
-    ("flow run state type not_any", lambda W: {"flow_run_filter": FlowRunFilter(
-        state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED])))},
-     ("t1", "t2", "t3", "tc")),
-    ("flow run state name", lambda W: {"flow_run_filter": FlowRunFilter(state=FlowRunFilterState(
-        name=FlowRunFilterStateName(any_=["Scheduled"])))}, ("t4",)),
-    ("flow run state name not_any", lambda W: {"flow_run_filter": FlowRunFilter(
-        state=FlowRunFilterState(name=FlowRunFilterStateName(not_any_=["Scheduled"])))},
-     ("t1", "t2", "t3", "tc")),
-    ("flow run version", lambda W: {"flow_run_filter": FlowRunFilter(
-        flow_version=FlowRunFilterFlowVersion(any_=[f"v1-{W.w}"]))}, ("t1", "t2")),
-    ("flow run start is_null", lambda W: {"flow_run_filter": FlowRunFilter(
-        start_time=FlowRunFilterStartTime(is_null_=True))}, ("t4",)),
+    (
+        "flow run id",
+        lambda W: {"flow_run_filter": FlowRunFilter(id=FlowRunFilterId(any_=[W.fr1["id"]]))},
+        ("t1", "t2"),
+    ),
+    (
+        "flow run id not_any",
+        lambda W: {"flow_run_filter": FlowRunFilter(id=FlowRunFilterId(not_any_=[W.fr1["id"]]))},
+        ("t3", "t4", "tc"),
+    ),
+    (
+        "flow run name any",
+        lambda W: {"flow_run_filter": FlowRunFilter(name=FlowRunFilterName(any_=[f"fr2-{W.w}"]))},
+        ("t3",),
+    ),
+    (
+        "flow run name like",
+        lambda W: {"flow_run_filter": FlowRunFilter(name=FlowRunFilterName(like_=f"fr3-{W.w}"))},
+        ("t4",),
+    ),
+    (
+        "flow run tags all",
+        lambda W: {"flow_run_filter": FlowRunFilter(tags=FlowRunFilterTags(all_=[f"rtag-{W.w}"]))},
+        ("t1", "t2"),
+    ),
+    (
+        "flow run tags any",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(tags=FlowRunFilterTags(any_=[f"rtag-{W.w}", "nope"]))
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "flow run tags is_null",
+        lambda W: {"flow_run_filter": FlowRunFilter(tags=FlowRunFilterTags(is_null_=True))},
+        ("t3", "t4", "tc"),
+    ),
+    (
+        "flow run deployment id",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[W.dep["id"]])
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "flow run deployment is_null",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(is_null_=True))
+        },
+        ("t3", "t4", "tc"),
+    ),
+    (
+        "flow run work queue",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                work_queue_name=FlowRunFilterWorkQueueName(any_=[f"wq-{W.w}"])
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "flow run state type",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            )
+        },
+        ("t4",),
+    ),
+    (
+        "flow run state type not_any",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED])
+                )
+            )
+        },
+        ("t1", "t2", "t3", "tc"),
+    ),
+    (
+        "flow run state name",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Scheduled"]))
+            )
+        },
+        ("t4",),
+    ),
+    (
+        "flow run state name not_any",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                state=FlowRunFilterState(name=FlowRunFilterStateName(not_any_=["Scheduled"]))
+            )
+        },
+        ("t1", "t2", "t3", "tc"),
+    ),
+    (
+        "flow run version",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                flow_version=FlowRunFilterFlowVersion(any_=[f"v1-{W.w}"])
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "flow run start is_null",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=True))
+        },
+        ("t4",),
+    ),
     # Real server: after_ also matches a run that has not started (fr3, scheduled later),
     # unlike is_null_ above: the comparison falls back to the expected start time.
-    ("flow run start after", lambda W: {"flow_run_filter": FlowRunFilter(
-        start_time=FlowRunFilterStartTime(after_=EPOCH))}, WITH_FLOW_RUN),
-    ("flow run end is_null", lambda W: {"flow_run_filter": FlowRunFilter(
-        end_time=FlowRunFilterEndTime(is_null_=True))}, WITH_FLOW_RUN),
-    ("flow run expected start", lambda W: {"flow_run_filter": FlowRunFilter(
-        expected_start_time=FlowRunFilterExpectedStartTime(after_=SOON))}, ("t4",)),
-    ("flow run next scheduled", lambda W: {"flow_run_filter": FlowRunFilter(
-        next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(after_=SOON))}, ("t4",)),
-    ("flow run parent flow run", lambda W: {"flow_run_filter": FlowRunFilter(
-        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[W.fr1["id"]]))}, ("tc",)),
-    ("flow run parent task run", lambda W: {"flow_run_filter": FlowRunFilter(
-        parent_task_run_id=FlowRunFilterParentTaskRunId(any_=[W.id("t1")]))}, ("tc",)),
-    ("flow run parent task run is_null", lambda W: {"flow_run_filter": FlowRunFilter(
-        parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True))}, ("t1", "t2", "t3", "t4")),
-    ("flow run idempotency key", lambda W: {"flow_run_filter": FlowRunFilter(
-        idempotency_key=FlowRunFilterIdempotencyKey(any_=[f"idem-{W.w}"]))}, ("t1", "t2")),
-    ("flow run created by is_null", lambda W: {"flow_run_filter": FlowRunFilter(
-        created_by=FlowRunFilterCreatedBy(is_null_=True))}, WITH_FLOW_RUN),
+    (
+        "flow run start after",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(start_time=FlowRunFilterStartTime(after_=EPOCH))
+        },
+        WITH_FLOW_RUN,
+    ),
+    (
+        "flow run end is_null",
+        lambda W: {"flow_run_filter": FlowRunFilter(end_time=FlowRunFilterEndTime(is_null_=True))},
+        WITH_FLOW_RUN,
+    ),
+    (
+        "flow run expected start",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=SOON)
+            )
+        },
+        ("t4",),
+    ),
+    (
+        "flow run next scheduled",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(after_=SOON)
+            )
+        },
+        ("t4",),
+    ),
+    (
+        "flow run parent flow run",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[W.fr1["id"]])
+            )
+        },
+        ("tc",),
+    ),
+    (
+        "flow run parent task run",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                parent_task_run_id=FlowRunFilterParentTaskRunId(any_=[W.id("t1")])
+            )
+        },
+        ("tc",),
+    ),
+    (
+        "flow run parent task run is_null",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True)
+            )
+        },
+        ("t1", "t2", "t3", "t4"),
+    ),
+    (
+        "flow run idempotency key",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(
+                idempotency_key=FlowRunFilterIdempotencyKey(any_=[f"idem-{W.w}"])
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "flow run created by is_null",
+        lambda W: {
+            "flow_run_filter": FlowRunFilter(created_by=FlowRunFilterCreatedBy(is_null_=True))
+        },
+        WITH_FLOW_RUN,
+    ),
     # task runs
-    ("task run id", lambda W: {"task_run_filter": TaskRunFilter(
-        id=TaskRunFilterId(any_=[W.id("t1"), W.id("t3")]))}, ("t1", "t3")),
-    ("task run name any", lambda W: {"task_run_filter": TaskRunFilter(
-        name=TaskRunFilterName(any_=[f"t2-{W.w}"]))}, ("t2",)),
-    ("task run name like", lambda W: {"task_run_filter": TaskRunFilter(
-        name=TaskRunFilterName(like_=f"T5-{W.w}"))}, ("t5",)),
-    ("task run tags all", lambda W: {"task_run_filter": TaskRunFilter(
-        tags=TaskRunFilterTags(all_=[f"alpha-{W.w}"]))}, ("t1", "t5")),
-    ("task run tags all of two", lambda W: {"task_run_filter": TaskRunFilter(
-        tags=TaskRunFilterTags(all_=[f"alpha-{W.w}", f"shared-{W.w}"]))}, ("t1",)),
-    ("task run tags is_null", lambda W: {"task_run_filter": TaskRunFilter(
-        tags=TaskRunFilterTags(is_null_=True))}, ("t3", "t4", "tc")),
-    ("task run state type", lambda W: {"task_run_filter": TaskRunFilter(state=TaskRunFilterState(
-        type=TaskRunFilterStateType(any_=[StateType.COMPLETED])))}, ("t1",)),
-    ("task run state name", lambda W: {"task_run_filter": TaskRunFilter(state=TaskRunFilterState(
-        name=TaskRunFilterStateName(any_=["Running"])))}, ("t2",)),
-    ("task run start is_null false", lambda W: {"task_run_filter": TaskRunFilter(
-        start_time=TaskRunFilterStartTime(is_null_=False))}, ("t1", "t2")),
-    ("task run start after", lambda W: {"task_run_filter": TaskRunFilter(
-        start_time=TaskRunFilterStartTime(after_=EPOCH, before_=SOON))}, ("t1", "t2")),
-    ("task run end is_null false", lambda W: {"task_run_filter": TaskRunFilter(
-        end_time=TaskRunFilterEndTime(is_null_=False))}, ("t1",)),
-    ("task run end before", lambda W: {"task_run_filter": TaskRunFilter(
-        end_time=TaskRunFilterEndTime(before_=SOON))}, ("t1",)),
-    ("task run subflow exists", lambda W: {"task_run_filter": TaskRunFilter(
-        subflow_runs=TaskRunFilterSubFlowRuns(exists_=True))}, ("t1",)),
-    ("task run flow run id", lambda W: {"task_run_filter": TaskRunFilter(
-        flow_run_id=TaskRunFilterFlowRunId(any_=[W.fr2["id"]]))}, ("t3",)),
-    ("task run flow run is_null", lambda W: {"task_run_filter": TaskRunFilter(
-        flow_run_id=TaskRunFilterFlowRunId(is_null_=True))}, ("t5",)),
-    ("task run flow run default means has one", lambda W: {"task_run_filter": TaskRunFilter(
-        flow_run_id=TaskRunFilterFlowRunId())}, WITH_FLOW_RUN),
-    ("task run or_", lambda W: {"task_run_filter": TaskRunFilter(
-        operator=Operator.or_, name=TaskRunFilterName(any_=[f"t1-{W.w}"]),
-        tags=TaskRunFilterTags(all_=[f"beta-{W.w}"]))}, ("t1", "t2")),
+    (
+        "task run id",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(id=TaskRunFilterId(any_=[W.id("t1"), W.id("t3")]))
+        },
+        ("t1", "t3"),
+    ),
+    (
+        "task run name any",
+        lambda W: {"task_run_filter": TaskRunFilter(name=TaskRunFilterName(any_=[f"t2-{W.w}"]))},
+        ("t2",),
+    ),
+    (
+        "task run name like",
+        lambda W: {"task_run_filter": TaskRunFilter(name=TaskRunFilterName(like_=f"T5-{W.w}"))},
+        ("t5",),
+    ),
+    (
+        "task run tags all",
+        lambda W: {"task_run_filter": TaskRunFilter(tags=TaskRunFilterTags(all_=[f"alpha-{W.w}"]))},
+        ("t1", "t5"),
+    ),
+    (
+        "task run tags all of two",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(
+                tags=TaskRunFilterTags(all_=[f"alpha-{W.w}", f"shared-{W.w}"])
+            )
+        },
+        ("t1",),
+    ),
+    (
+        "task run tags is_null",
+        lambda W: {"task_run_filter": TaskRunFilter(tags=TaskRunFilterTags(is_null_=True))},
+        ("t3", "t4", "tc"),
+    ),
+    (
+        "task run state type",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(
+                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED]))
+            )
+        },
+        ("t1",),
+    ),
+    (
+        "task run state name",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(
+                state=TaskRunFilterState(name=TaskRunFilterStateName(any_=["Running"]))
+            )
+        },
+        ("t2",),
+    ),
+    (
+        "task run start is_null false",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(start_time=TaskRunFilterStartTime(is_null_=False))
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "task run start after",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(
+                start_time=TaskRunFilterStartTime(after_=EPOCH, before_=SOON)
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "task run end is_null false",
+        lambda W: {"task_run_filter": TaskRunFilter(end_time=TaskRunFilterEndTime(is_null_=False))},
+        ("t1",),
+    ),
+    (
+        "task run end before",
+        lambda W: {"task_run_filter": TaskRunFilter(end_time=TaskRunFilterEndTime(before_=SOON))},
+        ("t1",),
+    ),
+    (
+        "task run subflow exists",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(subflow_runs=TaskRunFilterSubFlowRuns(exists_=True))
+        },
+        ("t1",),
+    ),
+    (
+        "task run flow run id",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[W.fr2["id"]]))
+        },
+        ("t3",),
+    ),
+    (
+        "task run flow run is_null",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(is_null_=True))
+        },
+        ("t5",),
+    ),
+    (
+        "task run flow run default means has one",
+        lambda W: {"task_run_filter": TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId())},
+        WITH_FLOW_RUN,
+    ),
+    (
+        "task run or_",
+        lambda W: {
+            "task_run_filter": TaskRunFilter(
+                operator=Operator.or_,
+                name=TaskRunFilterName(any_=[f"t1-{W.w}"]),
+                tags=TaskRunFilterTags(all_=[f"beta-{W.w}"]),
+            )
+        },
+        ("t1", "t2"),
+    ),
     # deployments
-    ("deployment id", lambda W: {"deployment_filter": DeploymentFilter(
-        id=DeploymentFilterId(any_=[W.dep["id"]]))}, ("t1", "t2")),
-    ("deployment id not_any", lambda W: {"deployment_filter": DeploymentFilter(
-        id=DeploymentFilterId(not_any_=[W.dep["id"]]))}, ()),
-    ("deployment name any", lambda W: {"deployment_filter": DeploymentFilter(
-        name=DeploymentFilterName(any_=[f"dep-{W.w}"]))}, ("t1", "t2")),
-    ("deployment name like", lambda W: {"deployment_filter": DeploymentFilter(
-        name=DeploymentFilterName(like_=W.w))}, ("t1", "t2")),
-    ("deployment tags all", lambda W: {"deployment_filter": DeploymentFilter(
-        tags=DeploymentFilterTags(all_=[f"dtag-{W.w}"]))}, ("t1", "t2")),
-    ("deployment tags any", lambda W: {"deployment_filter": DeploymentFilter(
-        tags=DeploymentFilterTags(any_=[f"dtag-{W.w}", "nope"]))}, ("t1", "t2")),
-    ("deployment work queue", lambda W: {"deployment_filter": DeploymentFilter(
-        work_queue_name=DeploymentFilterWorkQueueName(any_=[f"wq-{W.w}"]))}, ("t1", "t2")),
-    ("deployment concurrency is_null", lambda W: {"deployment_filter": DeploymentFilter(
-        concurrency_limit=DeploymentFilterConcurrencyLimit(is_null_=True))}, ("t1", "t2")),
+    (
+        "deployment id",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(id=DeploymentFilterId(any_=[W.dep["id"]]))
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "deployment id not_any",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(id=DeploymentFilterId(not_any_=[W.dep["id"]]))
+        },
+        (),
+    ),
+    (
+        "deployment name any",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(name=DeploymentFilterName(any_=[f"dep-{W.w}"]))
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "deployment name like",
+        lambda W: {"deployment_filter": DeploymentFilter(name=DeploymentFilterName(like_=W.w))},
+        ("t1", "t2"),
+    ),
+    (
+        "deployment tags all",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(tags=DeploymentFilterTags(all_=[f"dtag-{W.w}"]))
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "deployment tags any",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(
+                tags=DeploymentFilterTags(any_=[f"dtag-{W.w}", "nope"])
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "deployment work queue",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(
+                work_queue_name=DeploymentFilterWorkQueueName(any_=[f"wq-{W.w}"])
+            )
+        },
+        ("t1", "t2"),
+    ),
+    (
+        "deployment concurrency is_null",
+        lambda W: {
+            "deployment_filter": DeploymentFilter(
+                concurrency_limit=DeploymentFilterConcurrencyLimit(is_null_=True)
+            )
+        },
+        ("t1", "t2"),
+    ),
     # all four at once are ANDed
-    ("all four", lambda W: {
-        "flow_filter": FlowFilter(id=FlowFilterId(any_=[W.flow_a["id"]])),
-        "flow_run_filter": FlowRunFilter(id=FlowRunFilterId(any_=[W.fr1["id"]])),
-        "task_run_filter": TaskRunFilter(name=TaskRunFilterName(any_=[f"t2-{W.w}"])),
-        "deployment_filter": DeploymentFilter(id=DeploymentFilterId(any_=[W.dep["id"]]))},
-     ("t2",)),
+    (
+        "all four",
+        lambda W: {
+            "flow_filter": FlowFilter(id=FlowFilterId(any_=[W.flow_a["id"]])),
+            "flow_run_filter": FlowRunFilter(id=FlowRunFilterId(any_=[W.fr1["id"]])),
+            "task_run_filter": TaskRunFilter(name=TaskRunFilterName(any_=[f"t2-{W.w}"])),
+            "deployment_filter": DeploymentFilter(id=DeploymentFilterId(any_=[W.dep["id"]])),
+        },
+        ("t2",),
+    ),
 ]
 
 
 @pytest.mark.parametrize("build, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_filter(
-    client: SyncPrefectClient, world: World, build: Callable[[World], Dict[str, Any]],
+    client: SyncPrefectClient,
+    world: World,
+    build: Callable[[World], Dict[str, Any]],
     expected: Tuple[str, ...],
 ) -> None:
     found = {run.name for run in query(client, world, **build(world))}
@@ -287,7 +593,7 @@ def test_filter(
 def test_every_public_filter_class_is_exercised() -> None:
     import orchestration_client.filters as filters
 
-    source = open(__file__).read()
+    source = pathlib.Path(__file__).read_text()
     cases = source[source.index("CASES: List[Case]") : source.index("def test_filter(")]
     unused = [name for name in filters.__all__ if f"{name}(" not in cases and name != "Operator"]
     assert unused == []
@@ -300,11 +606,15 @@ def test_sort_orders(client: SyncPrefectClient, world: World) -> None:
     by_id = [r.id for r in query(client, world, sort=TaskRunSort.ID_DESC)]
     assert by_id == sorted(by_id, key=str, reverse=True)
     assert [r.id for r in query(client, world)] == by_id  # ID_DESC is the server default
-    expected = [r.expected_start_time for r in
-                query(client, world, sort=TaskRunSort.EXPECTED_START_TIME_ASC)]
+    expected = [
+        r.expected_start_time
+        for r in query(client, world, sort=TaskRunSort.EXPECTED_START_TIME_ASC)
+    ]
     assert expected == sorted(expected)  # type: ignore[type-var]
-    expected_desc = [r.expected_start_time for r in
-                     query(client, world, sort=TaskRunSort.EXPECTED_START_TIME_DESC)]
+    expected_desc = [
+        r.expected_start_time
+        for r in query(client, world, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
+    ]
     assert expected_desc == sorted(expected_desc, reverse=True)  # type: ignore[type-var]
     assert query(client, world, sort=TaskRunSort.END_TIME_DESC)[0].name == f"t1-{world.w}"
     durations = [r.estimated_run_time for r in query(client, world, sort=TaskRunSort.DURATION_DESC)]
@@ -322,7 +632,7 @@ def test_limit_and_offset_page_through(client: SyncPrefectClient, world: World) 
         for offset in (0, 4)
     ]
     assert [len(page) for page in pages] == [4, 2]
-    assert sum(pages, []) == everything
+    assert list(itertools.chain(*pages)) == everything
     assert query(client, world, limit=0) == []
     assert query(client, world, offset=6) == []
 
