@@ -125,7 +125,7 @@ def test_signatures_match_prefect() -> None:
 
 
 def test_async_client_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(NotImplementedError, match="synchronous only.*deliberately not provided"):
+    with pytest.raises(NotImplementedError, match=r"synchronous only.*deliberately not provided"):
         get_client(sync_client=False)
 
 
