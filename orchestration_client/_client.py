@@ -231,7 +231,9 @@ class SyncPrefectClient:
             self._server.stop()
 
     def __repr__(self) -> str:
-        return f"SyncPrefectClient(api_url={redact_url(self.api_url)!r})"
+        transport = getattr(self, "_transport", None)
+        shown = redact_url(transport.base_url + "/") if transport else "<not configured>"
+        return f"SyncPrefectClient(api_url={shown!r})"
 
     # ---- server and versions --------------------------------------------------------------
 
