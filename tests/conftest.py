@@ -39,10 +39,11 @@ def start_server(
     earlier by the test that started it."""
     started: List[PrefectServer] = []
 
-    def start(env: Optional[Dict[str, str]] = None, **kwargs: Any) -> PrefectServer:
-        server = PrefectServer(
-            tmp_path_factory.mktemp("prefect-home"), template_db, env=env, **kwargs
-        )
+    def start(
+        env: Optional[Dict[str, str]] = None, home: Optional[pathlib.Path] = None, **kwargs: Any
+    ) -> PrefectServer:
+        home = home or tmp_path_factory.mktemp("prefect-home")
+        server = PrefectServer(home, template_db, env=env, **kwargs)
         started.append(server)
         return server.start()
 

@@ -11,7 +11,6 @@ import datetime
 import enum
 import http.server
 import json
-import os
 import pathlib
 import threading
 import types
@@ -114,9 +113,10 @@ def server() -> Iterator[RecordingServer]:
 
 
 @pytest.fixture(scope="module")
-def sides(server: RecordingServer, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Side]:
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+def sides(server: RecordingServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Side]]:
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     import prefect.client.orchestration as prefect_client
     import prefect.client.schemas.filters as prefect_filters
     import prefect.client.schemas.objects as prefect_objects
@@ -129,7 +129,7 @@ def sides(server: RecordingServer, tmp_path_factory: pytest.TempPathFactory) -> 
     import orchestration_client.sorting as our_sorting
     import orchestration_client.states as our_states
 
-    return {
+    yield {
         "ours": Side(client=orchestration_client.SyncPrefectClient(server.api_url),
                      filters=our_filters, states=our_states, sorting=our_sorting,
                      schemas=our_schemas),
@@ -137,6 +137,7 @@ def sides(server: RecordingServer, tmp_path_factory: pytest.TempPathFactory) -> 
                         filters=prefect_filters, states=prefect_states, sorting=prefect_sorting,
                         schemas=prefect_objects),
     }  # fmt: skip
+    patch.undo()
 
 
 def normalise_request(request: Recorded) -> Recorded:

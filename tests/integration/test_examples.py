@@ -1,0 +1,118 @@
+"""Every example runs as-is against the real server, and its output is checked. The
+quickstart also runs with no PREFECT_API_URL at all, on the embedded server."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import uuid
+from typing import Any, Callable, Dict
+
+import pytest
+
+from orchestration_client import SyncPrefectClient
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+
+
+def run_example(name: str, env: Dict[str, str], timeout: float = 120) -> "subprocess.CompletedProcess[str]":
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], env={**clean, **env}, capture_output=True,
+        text=True, timeout=timeout,
+    )
+
+
+def api(api_url: str) -> Dict[str, str]:
+    return {"PREFECT_API_URL": api_url}
+
+
+def test_every_example_is_tested() -> None:
+    tested = set(re.findall(r'run_example\("(\w+\.py)"', pathlib.Path(__file__).read_text()))
+    assert tested == {path.name for path in EXAMPLES.glob("*.py")}
+
+
+def test_quickstart(api_url: str) -> None:
+    result = run_example("quickstart.py", api(api_url))
+    assert result.returncode == 0, result.stderr
+    assert "proposed Running: ACCEPT" in result.stdout
+    history = re.findall(r"^\s+\S+\s+(\w+)\s+(\w+)$", result.stdout, re.M)
+    assert history == [("PENDING", "Pending"), ("RUNNING", "Running"), ("COMPLETED", "Completed")]
+
+
+def test_filtering(api_url: str) -> None:
+    result = run_example("filtering.py", api(api_url))
+    assert result.returncode == 0, result.stderr
+    pages = re.findall(r"page at offset (\d+): \[(.*)\]", result.stdout)
+    assert [int(offset) for offset, _ in pages] == [0, 3, 6]
+    assert [len(names.split(", ")) for _, names in pages] == [3, 3, 1]
+    assert re.search(r"even parts: \['batch-\w+-0', 'batch-\w+-2', 'batch-\w+-4', 'batch-\w+-6'\]", result.stdout)
+    assert re.search(r"failed parts: \['batch-\w+-3'\]", result.stdout)
+
+
+def test_retries_and_failures(api_url: str) -> None:
+    result = run_example("retries_and_failures.py", api(api_url))
+    assert result.returncode == 0, result.stderr
+    assert "Failed -> REJECT now AwaitingRetry" in result.stdout
+    assert "Cancelling -> ABORT  now Completed (Run is already COMPLETED.)" in result.stdout
+    assert "history: Pending -> Running -> AwaitingRetry -> Retrying -> Completed" in result.stdout
+    assert "run count: 2" in result.stdout
+
+
+def test_health_up_and_down(api_url: str) -> None:
+    from prefect_server import free_port
+
+    healthy = run_example("health.py", api(api_url))
+    assert healthy.returncode == 0, healthy.stderr
+    assert "healthy:" in healthy.stdout and "server 3.9" in healthy.stdout
+    down = run_example("health.py", {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"})
+    assert down.returncode == 1
+    assert down.stderr.startswith("unhealthy: Could not reach the Prefect API")
+
+
+def test_migration(api_url: str) -> None:
+    result = run_example("migration.py", api(api_url))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "extract-renamed: Completed, tags ['etl']"
+
+
+def test_quickstart_on_the_embedded_server(
+    tmp_path: pathlib.Path, template_db: pathlib.Path, start_server: Callable[..., Any]
+) -> None:
+    """No PREFECT_API_URL: get_client() starts a local server in PREFECT_HOME and stops it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "prefect.db").write_bytes(template_db.read_bytes())
+    result = run_example("quickstart.py", {"PREFECT_HOME": str(home)}, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"started a local Prefect server at http://127\.0\.0\.1:\d+/api in [\d.]+ s",
+                     result.stderr)
+    assert "stopped the local Prefect server" in result.stderr
+    run_id = uuid.UUID(re.search(r"\(([0-9a-f-]{36})\)", result.stdout)[1])  # type: ignore[index]
+    # The data lives in PREFECT_HOME: a server started there later still has the run.
+    server = start_server(home=home)
+    try:
+        with SyncPrefectClient(server.api_url) as client:
+            names = [s.name for s in client.read_task_run_states(run_id)]
+        assert names == ["Pending", "Running", "Completed"]
+    finally:
+        server.stop()
+
+
+def test_no_url_and_no_server_extra_gives_the_hint() -> None:
+    """Without prefect importable, the error says what to set or install."""
+    code = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'prefect' else real(name, *a)\n"
+        "from orchestration_client import get_client\n"
+        "try:\n    get_client()\nexcept ValueError as e:\n    print(e)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    result = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True,
+                            text=True, timeout=60)
+    assert "Set PREFECT_API_URL" in result.stdout
+    assert "pip install 'orchestration_client[server]'" in result.stdout
