@@ -16,10 +16,12 @@ import ssl
 import threading
 import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import requests
 import requests.adapters
+import requests.structures
 import requests.utils
 
 from ._codec import ReplyDecoder
@@ -42,7 +44,6 @@ logger = logging.getLogger("orchestration_client")
 #: Connections kept per host; Prefect's client allows 16 at once.
 POOL_MAXSIZE = 16
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_JSON = {"Content-Type": "application/json"}
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
 _PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
@@ -170,7 +171,8 @@ class Transport:
                 "the API URL must start with http:// or https://, "
                 f"got {redact_url(str(base_url))!r}"
             )
-        self.base_url = base_url.rstrip("/")
+        base_url, auth_string = _split_userinfo(base_url, auth_string, api_key)
+        self.base_url = (requests.Request("GET", base_url).prepare().url or base_url).rstrip("/")
         self.is_cloud = self.base_url.startswith(settings.cloud_api_url.rstrip("/"))
         self.timeout: Timeout = (
             _timeout(options["timeout"])
@@ -197,6 +199,9 @@ class Transport:
         self._contacted = False
         self._closed = False
         self.session = self._build_session(options, settings, api_key, auth_string, api_version)
+        self._headers: requests.structures.CaseInsensitiveDict[Union[str, bytes]] = (
+            requests.structures.CaseInsensitiveDict(self.session.headers)
+        )
         self.csrf = _Csrf(settings.csrf_support_enabled and not self.is_cloud)
 
     def _build_session(
@@ -216,8 +221,9 @@ class Transport:
         session.verify = self._verify(options, settings)
         if "cert" in options:
             session.cert = options["cert"]
-        if "params" in options:
-            session.params = dict(options["params"])
+        self._params: Dict[str, str] = {
+            str(key): str(value) for key, value in dict(options.get("params") or {}).items()
+        }
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)
@@ -275,19 +281,18 @@ class Transport:
         """One request with retries; returns whatever status came back last."""
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
-        url = self.base_url + path
-        headers: Optional[Dict[str, str]] = None
-        if content is not None or extra_headers:
-            headers = {**(_JSON if content is not None else {}), **(extra_headers or {})}
+        prepared = self._prepare(method, path, content, params, extra_headers)
+        url = prepared.url or ""
+        session = self.session
         try:
-            response = self.session.request(
-                method,
-                url,
-                data=content,
-                params=params,
-                headers=headers,
+            response = session.send(
+                prepared,
                 timeout=self.timeout,
                 allow_redirects=self.follow_redirects,
+                verify=session.verify,
+                cert=session.cert,
+                proxies=session.proxies,
+                stream=False,
             )
         except requests.exceptions.ReadTimeout as exc:
             raise APITimeoutError(
@@ -301,6 +306,39 @@ class Transport:
             self._contacted = True
             self._adapter.max_retries = self._retry_after_contact
         return response
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        content: Optional[bytes],
+        params: Optional[Mapping[str, str]],
+        extra_headers: Optional[Mapping[str, str]],
+    ) -> requests.PreparedRequest:
+        """Build the request directly: ``Session.request`` would re-merge the session's
+        settings and environment on every call, which costs more CPU than the rest of
+        the call. The result is what ``Session.prepare_request`` would have made."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        url = self.base_url + path
+        query = {**self._params, **params} if params else self._params
+        prepared.url = f"{url}?{urlencode(query)}" if query else url
+        headers = self._headers.copy()
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+            headers["Content-Length"] = str(len(content))
+        elif method in _MUTATING:
+            headers["Content-Length"] = "0"
+        if extra_headers:
+            headers.update(extra_headers)
+        prepared.headers = headers  # type: ignore[assignment]
+        prepared.body = content
+        prepared.hooks = {"response": []}
+        if self.session.cookies:
+            prepared.prepare_cookies(self.session.cookies)
+        else:  # what prepare_cookies would store; redirects read it
+            prepared._cookies = self.session.cookies  # type: ignore[attr-defined]
+        return prepared
 
     def request(
         self,
@@ -340,6 +378,21 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+def _split_userinfo(
+    url: str, auth_string: Optional[str], api_key: Optional[str]
+) -> Tuple[str, Optional[str]]:
+    """Take ``user:password@`` out of the URL; it becomes Basic auth unless the caller gave
+    credentials (as httpx and requests do), so the stored URL never holds a secret."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, auth_string
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    if auth_string or api_key:
+        return bare, auth_string
+    return bare, unquote(userinfo)
 
 
 def _reason(exc: BaseException) -> str:

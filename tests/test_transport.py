@@ -279,7 +279,7 @@ def test_secrets_never_show(
     mocked: responses.RequestsMock, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = "http://user:pw-in-url@prefect.test/api"
-    mocked.get(f"{url}/admin/version", status=401, json={"exception_message": "Unauthorized"})
+    mocked.get(f"{API}/admin/version", status=401, json={"exception_message": "Unauthorized"})
     client = SyncPrefectClient(url, api_key="pnu_key", auth_string="admin:hunter2")
     with caplog.at_level(logging.DEBUG), pytest.raises(PrefectHTTPStatusError) as caught:
         client.api_version()
@@ -287,6 +287,15 @@ def test_secrets_never_show(
     for secret in ("pnu_key", "hunter2", "pw-in-url", "YWRtaW46aHVudGVyMg=="):
         assert secret not in shown
     assert redact_url(url) == API
+    assert mocked.calls[0].request.url == f"{API}/admin/version"  # userinfo never sent
+
+
+def test_userinfo_in_the_url_becomes_basic_auth(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{API}/hello", json="👋")
+    client = SyncPrefectClient("http://admin:p%40ss@prefect.test/api")
+    client.hello()
+    assert client.api_url == f"{API}/"
+    assert mocked.calls[0].request.headers["Authorization"] == "Basic YWRtaW46cEBzcw=="
 
 
 def test_status_error_is_a_requests_http_error(mocked: responses.RequestsMock) -> None:
