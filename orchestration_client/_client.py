@@ -47,6 +47,11 @@ __all__ = ["SyncPrefectClient"]
 logger = logging.getLogger("orchestration_client")
 
 _MAX_RETRY_DELAYS = 50
+# PostgreSQL btree index entries are limited to about 2704 bytes, and Prefect indexes the
+# task-run name and (flow_run_id, task_key, dynamic_key). Longer values fail there (SQLite
+# takes them), so they are refused here, everywhere, before sending.
+MAX_NAME_BYTES = 2000
+MAX_KEY_BYTES = 1000
 
 _task_run: ReplyDecoder[TaskRun] = ReplyDecoder(TaskRun, "TaskRun")
 _task_runs: ReplyDecoder[List[TaskRun]] = ReplyDecoder(List[TaskRun], "list of TaskRun")
@@ -82,6 +87,16 @@ def _optional_str(value: Any, name: str) -> Optional[str]:
     if value is None or isinstance(value, str):
         return value
     raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+
+
+def _bounded(value: Optional[str], name: str, limit: int) -> Optional[str]:
+    """``value`` if it fits a PostgreSQL index entry (see ``MAX_NAME_BYTES``)."""
+    if value is not None and len(value) * 4 > limit and len(value.encode("utf-8")) > limit:
+        raise ValueError(
+            f"{name} is {len(value.encode('utf-8'))} bytes long; the limit is {limit} bytes "
+            "(Prefect indexes it, and PostgreSQL refuses longer index entries)"
+        )
+    return value
 
 
 def _instance(value: Any, expected: Type[F], name: str) -> Optional[F]:
@@ -321,14 +336,15 @@ class SyncPrefectClient:
             ) from None
         if not isinstance(task_key, str) or not task_key:
             raise ValueError(f"task.task_key must be a non-empty str, got {task_key!r}")
+        _bounded(task_key, "task.task_key", MAX_KEY_BYTES)
         if task_inputs is not None and not isinstance(task_inputs, dict):
             raise TypeError(f"task_inputs must be a dict, got {type(task_inputs).__name__}")
         body = TaskRunCreate(
             state=_state_create(Pending() if state is None else state),
-            name=_optional_str(name, "name"),
+            name=_bounded(_optional_str(name, "name"), "name", MAX_NAME_BYTES),
             flow_run_id=None if flow_run_id is None else _uuid(flow_run_id, "flow_run_id"),
             task_key=task_key,
-            dynamic_key=str(dynamic_key),
+            dynamic_key=_bounded(str(dynamic_key), "dynamic_key", MAX_KEY_BYTES) or "",
             task_version=_optional_str(version, "task.version"),
             empirical_policy=policy,
             tags=list(
@@ -389,7 +405,8 @@ class SyncPrefectClient:
         """Rename a task run; ``None`` lets the server pick a random name. Returns the raw
         204 response."""
         path = f"/task_runs/{_uuid(task_run_id, 'task_run_id')}"
-        content = _update_body.encode(TaskRunUpdate(name=_optional_str(name, "name")), "name")
+        checked = _bounded(_optional_str(name, "name"), "name", MAX_NAME_BYTES)
+        content = _update_body.encode(TaskRunUpdate(name=checked), "name")
         return self._transport.request("PATCH", path, content=content)
 
     def set_task_run_state(
