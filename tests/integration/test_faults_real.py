@@ -116,7 +116,7 @@ def test_csrf_protected_server(start_server: Callable[..., Any]) -> None:
     # Without CSRF support the server refuses mutations with a clear 403.
     with SyncPrefectClient(server.api_url) as plain:
         plain._transport.csrf.enabled = False
-        with pytest.raises(PrefectHTTPStatusError, match="403.*Missing CSRF token"):
+        with pytest.raises(PrefectHTTPStatusError, match=r"403.*Missing CSRF token"):
             plain.set_task_run_name(run.id, "x")
 
 
