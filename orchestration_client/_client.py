@@ -320,7 +320,8 @@ class SyncPrefectClient:
         task_inputs: Optional[Dict[str, List[TaskInput]]] = None,
     ) -> TaskRun:
         """Create a task run, or return the existing one with the same
-        ``(flow_run_id, task.task_key, dynamic_key)``; its state is then left unchanged.
+        ``(flow_run_id, task.task_key, dynamic_key)``; its state is then left unchanged, and
+        so is its id, even when ``id`` asked for another (a warning is logged).
 
         ``task`` is a ``schemas.Task`` or any object with ``task_key``, ``tags``,
         ``version``, ``retries``, ``retry_delay_seconds`` and ``retry_jitter_factor``
@@ -356,7 +357,15 @@ class SyncPrefectClient:
         if id is not None:
             body.id = _uuid(id, "id")
         content = _create_body.encode(body, "create_task_run arguments")
-        return _task_run.decode(self._transport.request("POST", "/task_runs/", content=content))
+        run = _task_run.decode(self._transport.request("POST", "/task_runs/", content=content))
+        if id is not None and run.id != body.id:
+            logger.warning(
+                "create_task_run asked for id %s, but the server already had run %s for this "
+                "(flow_run_id, task_key, dynamic_key) and returned it; use the returned id",
+                body.id,
+                run.id,
+            )
+        return run
 
     def read_task_run(self, task_run_id: Union[uuid.UUID, str]) -> TaskRun:
         """One task run by id; ``ObjectNotFound`` if there is none."""

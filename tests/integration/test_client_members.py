@@ -166,12 +166,16 @@ def test_create_with_client_id_and_every_field(
 
 
 def test_repeated_create_returns_the_same_run_unchanged(
-    client: SyncPrefectClient, running_flow_run: Dict[str, Any]
+    client: SyncPrefectClient, running_flow_run: Dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     task = Task(name=unique())
     first = client.create_task_run(task, running_flow_run["id"], "same")
-    again = client.create_task_run(task, running_flow_run["id"], "same", state=Completed())
+    with caplog.at_level(logging.WARNING, logger="orchestration_client"):
+        again = client.create_task_run(task, running_flow_run["id"], "same", state=Completed(),
+                                       id=uuid.uuid4())
+    # Real server: an existing (flow_run_id, task_key, dynamic_key) wins over a new id.
     assert again.id == first.id
+    assert f"server already had run {first.id}" in caplog.text
     assert again.state is not None and again.state.type == StateType.PENDING
     orphan = client.create_task_run(task, None, "same")
     assert orphan.id != first.id
