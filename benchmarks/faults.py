@@ -25,12 +25,12 @@ from typing import Any, Callable, Dict, List, Optional
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from helpers import runs_tagged  # noqa: E402
 from prefect_server import PrefectServer, migrate_template  # noqa: E402
 from stub_server import HANG, StubServer, json_reply  # noqa: E402
 
 from orchestration_client import SyncPrefectClient  # noqa: E402
 from orchestration_client.exceptions import OrchestrationClientError  # noqa: E402
-from orchestration_client.filters import TaskRunFilter, TaskRunFilterTags  # noqa: E402
 from orchestration_client.schemas import StateType, Task  # noqa: E402
 from orchestration_client.states import Completed, Running  # noqa: E402
 
@@ -78,14 +78,6 @@ class Tally:
                 "slowest_s": round(self.slowest, 2)}
 
 
-def runs_tagged(client: SyncPrefectClient, tag: str) -> List[Any]:
-    found: List[Any] = []
-    while True:
-        page = client.read_task_runs(task_run_filter=TaskRunFilter(
-            tags=TaskRunFilterTags(all_=[tag])), limit=200, offset=len(found))
-        found += page
-        if len(page) < 200:
-            return found
 
 
 def lifecycle(client: SyncPrefectClient, tag: str) -> uuid.UUID:

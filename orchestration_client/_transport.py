@@ -44,6 +44,7 @@ logger = logging.getLogger("orchestration_client")
 #: Connections kept per host; Prefect's client allows 16 at once.
 POOL_MAXSIZE = 16
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CSRF_RENEWAL_MARGIN = datetime.timedelta(seconds=5)
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
 _PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
@@ -106,23 +107,32 @@ def _proxies(value: Any) -> Dict[str, str]:
 
 
 class _Csrf:
-    """The CSRF token of one client: fetched on first need, refreshed when it expires or
-    the server calls it invalid, switched off for good if the server has CSRF disabled."""
+    """The CSRF token of one client: fetched on first need, renewed shortly before it
+    expires or when the server calls it invalid, switched off for good if the server has
+    CSRF disabled.
+
+    All threads of a client share one client id, and a new token replaces the old one on
+    the server. So a thread renews a refused token only if it is still the current one;
+    if another thread has renewed it meanwhile, the new token is simply used.
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.client_id = str(uuid.uuid4())
         self._token: Optional[str] = None
-        self._expiration: Optional[datetime.datetime] = None
+        self._renew_at: Optional[datetime.datetime] = None
         self._lock = threading.Lock()
 
-    def headers(self, transport: "Transport", *, refresh: bool = False) -> Dict[str, str]:
+    def headers(
+        self, transport: "Transport", *, refused: Optional[str] = None
+    ) -> Dict[str, str]:
+        """Headers for a mutating request; ``refused`` is a token the server rejected."""
         with self._lock:
-            if refresh:
-                self._token = None
             now = datetime.datetime.now(datetime.timezone.utc)
             if self.enabled and (
-                self._token is None or (self._expiration is not None and now > self._expiration)
+                self._token is None
+                or self._token == refused
+                or (self._renew_at is not None and now >= self._renew_at)
             ):
                 self._fetch(transport)
             if not self.enabled or self._token is None:
@@ -142,7 +152,11 @@ class _Csrf:
         expiration = token.expiration
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=datetime.timezone.utc)
-        self._token, self._expiration = token.token, expiration
+        # Renew a little early (a quarter of the lifetime, at most 5 s), so that a request
+        # stamped just before expiry does not arrive just after it.
+        lifetime = expiration - datetime.datetime.now(datetime.timezone.utc)
+        margin = min(_CSRF_RENEWAL_MARGIN, max(lifetime / 4, datetime.timedelta(0)))
+        self._token, self._renew_at = token.token, expiration - margin
 
 
 class Transport:
@@ -196,6 +210,7 @@ class Transport:
                 first_contact=True,
             ),
         )
+        self._max_retries = settings.max_retries
         self._contacted = False
         self._closed = False
         self.session = self._build_session(options, settings, api_key, auth_string, api_version)
@@ -352,14 +367,19 @@ class Transport:
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers(self) if csrf else None
         response = self.send(method, path, content=content, params=params, extra_headers=extra)
-        if (
-            csrf
-            and response.status_code == 403
-            and b"Invalid CSRF token" in response.content
-            and self.csrf.enabled
-        ):
-            logger.debug("CSRF token refused for %s %s; fetching a new one", method, path)
-            extra = self.csrf.headers(self, refresh=True)
+        # A request re-sent by the retry policy keeps the token it was stamped with, so each
+        # retried 503 may come back as a refused token once another thread renewed it: allow
+        # as many renewals as the call has attempts.
+        for _ in range(self._max_retries + 1):
+            if not (
+                csrf
+                and response.status_code == 403
+                and b"Invalid CSRF token" in response.content
+                and extra
+            ):
+                break
+            logger.debug("CSRF token refused for %s %s; renewing it", method, path)
+            extra = self.csrf.headers(self, refused=extra.get("Prefect-Csrf-Token"))
             response = self.send(method, path, content=content, params=params, extra_headers=extra)
         self.raise_for_status(response)
         return response

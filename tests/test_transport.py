@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 import uuid
 from typing import Iterator
 
@@ -307,3 +308,32 @@ def test_status_error_is_a_requests_http_error(mocked: responses.RequestsMock) -
     assert (error.status_code, error.method, error.url) == (503, "GET", f"{API}/hello")
     assert error.detail == {"exception_message": "Service Unavailable"}
     assert error.response is not None and error.request is not None
+
+
+def test_a_token_renewed_by_another_thread_is_reused_not_renewed_again(
+    mocked: responses.RequestsMock,
+) -> None:
+    tokens = iter(["t1", "t2", "t3"])
+    mocked.add_callback(responses.GET, f"{API}/csrf-token", callback=lambda r: (
+        200, {}, json.dumps({"token": next(tokens), "expiration": "2999-01-01T00:00:00Z"})))
+    client = SyncPrefectClient(API)
+    csrf = transport(client).csrf
+    assert csrf.headers(transport(client))["Prefect-Csrf-Token"] == "t1"
+    # Thread A is refused t1 and renews: t2.
+    assert csrf.headers(transport(client), refused="t1")["Prefect-Csrf-Token"] == "t2"
+    # Thread B was refused t1 too, later: it gets t2 without a fetch that would revoke it.
+    assert csrf.headers(transport(client), refused="t1")["Prefect-Csrf-Token"] == "t2"
+    assert len(mocked.calls) == 2
+
+
+def test_tokens_are_renewed_shortly_before_they_expire(mocked: responses.RequestsMock) -> None:
+    import datetime
+
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)
+    mocked.get(f"{API}/csrf-token", json={"token": "t", "expiration": soon.isoformat()})
+    mocked.patch(f"{API}/task_runs/{RUN_ID}", status=204)
+    client = SyncPrefectClient(API)
+    client.set_task_run_name(RUN_ID, "a")
+    time.sleep(2.4)  # within the last quarter of the 3 s lifetime
+    client.set_task_run_name(RUN_ID, "b")
+    assert [c.request.method for c in mocked.calls] == ["GET", "PATCH", "GET", "PATCH"]

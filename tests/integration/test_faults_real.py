@@ -10,12 +10,12 @@ import uuid
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
+from helpers import runs_tagged
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import PrefectHTTPStatusError
-from orchestration_client.filters import TaskRunFilter, TaskRunFilterId, TaskRunFilterTags
+from orchestration_client.filters import TaskRunFilter, TaskRunFilterId
 from orchestration_client.schemas import SetStateStatus, StateType, Task
-from orchestration_client.sorting import TaskRunSort
 from orchestration_client.states import Completed, Running
 
 pytestmark = pytest.mark.integration
@@ -23,15 +23,6 @@ pytestmark = pytest.mark.integration
 AUTH = "admin:s3cret-Passw0rd"
 
 
-def runs_tagged(client: SyncPrefectClient, tag: str) -> List[Any]:
-    """Every task run with ``tag``, paging past the server's 200 limit."""
-    found: List[Any] = []
-    while True:
-        page = client.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(
-            all_=[tag])), sort=TaskRunSort.NAME_ASC, limit=200, offset=len(found))
-        found += page
-        if len(page) < 200:
-            return found
 
 
 def lifecycle(client: SyncPrefectClient, tag: str, index: int,
@@ -118,6 +109,22 @@ def test_csrf_protected_server(start_server: Callable[..., Any]) -> None:
         plain._transport.csrf.enabled = False
         with pytest.raises(PrefectHTTPStatusError, match=r"403.*Missing CSRF token"):
             plain.set_task_run_name(run.id, "x")
+
+
+def test_csrf_tokens_shared_by_eight_threads(start_server: Callable[..., Any]) -> None:
+    """One client id, 8 threads, 2 s tokens: renewals by one thread must not make another
+    thread's request fail."""
+    server = start_server(env={"PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+                               "PREFECT_SERVER_API_CSRF_TOKEN_EXPIRATION": "PT2S"})
+    tag = f"csrf-threads-{uuid.uuid4().hex[:8]}"
+    timings: List[float] = []
+    with SyncPrefectClient(server.api_url) as client:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda i: lifecycle(client, tag, i, timings), range(160)))
+        runs = runs_tagged(client, tag)
+    assert {run.id for run in runs} == set(ids) and len(runs) == 160
+    assert {run.state_type for run in runs} == {StateType.COMPLETED}
+    server.stop()
 
 
 def test_basic_auth_server(start_server: Callable[..., Any],

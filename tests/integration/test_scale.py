@@ -16,13 +16,13 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 import requests
+from helpers import runs_tagged
 from topology import Topology, missing_components
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import ObjectNotFound
-from orchestration_client.filters import TaskRunFilter, TaskRunFilterId, TaskRunFilterTags
+from orchestration_client.filters import TaskRunFilter, TaskRunFilterId
 from orchestration_client.schemas import SetStateStatus, StateType, Task
-from orchestration_client.sorting import TaskRunSort
 from orchestration_client.states import Completed, Running
 
 pytestmark = [pytest.mark.integration, pytest.mark.scale]
@@ -42,14 +42,6 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         started.stop()
 
 
-def runs_tagged(client: SyncPrefectClient, tag: str) -> List[Any]:
-    found: List[Any] = []
-    while True:
-        page = client.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(
-            all_=[tag])), sort=TaskRunSort.NAME_ASC, limit=200, offset=len(found))
-        found += page
-        if len(page) < 200:
-            return found
 
 
 def workload(client: SyncPrefectClient, tag: str,
