@@ -8,7 +8,6 @@ Thread safety: one client may be shared by many threads; see ``_transport``.
 """
 
 import logging
-import math
 import threading
 import uuid
 from types import TracebackType
@@ -21,18 +20,29 @@ from typing import (
     Mapping,
     Optional,
     Type,
-    TypeVar,
     Union,
 )
 
 import requests
 
-from ._bodies import SetTaskRunState, StateCreate, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
+from ._arguments import (
+    MAX_KEY_BYTES,
+    MAX_NAME_BYTES,
+    as_uuid,
+    bounded,
+    count,
+    instance_or_none,
+    optional_str,
+    state_create,
+    strings,
+    task_policy,
+)
+from ._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
 from ._codec import BodyEncoder, ReplyDecoder
 from ._enums import TaskRunSort
 from ._exceptions import ClientClosedError, PrefectHTTPStatusError, redact_url
 from ._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
-from ._schemas import OrchestrationResult, RetryDelay, State, TaskInput, TaskRun, TaskRunPolicy
+from ._schemas import OrchestrationResult, State, TaskInput, TaskRun
 from ._settings import load_settings
 from ._states import Pending
 from ._transport import Transport
@@ -46,13 +56,6 @@ __all__ = ["SyncPrefectClient"]
 
 logger = logging.getLogger("orchestration_client")
 
-_MAX_RETRY_DELAYS = 50
-# PostgreSQL btree index entries are limited to about 2704 bytes, and Prefect indexes the
-# task-run name and (flow_run_id, task_key, dynamic_key). Longer values fail there (SQLite
-# takes them), so they are refused here, everywhere, before sending.
-MAX_NAME_BYTES = 2000
-MAX_KEY_BYTES = 1000
-
 _task_run: ReplyDecoder[TaskRun] = ReplyDecoder(TaskRun, "TaskRun")
 _task_runs: ReplyDecoder[List[TaskRun]] = ReplyDecoder(List[TaskRun], "list of TaskRun")
 _states: ReplyDecoder[List[State]] = ReplyDecoder(List[State], "list of State")
@@ -65,114 +68,6 @@ _create_body = BodyEncoder(TaskRunCreate)
 _update_body = BodyEncoder(TaskRunUpdate)
 _set_state_body = BodyEncoder(SetTaskRunState)
 _query_body = BodyEncoder(TaskRunsQuery)
-
-F = TypeVar("F")
-
-
-# ---- argument checks (bad input stops here, before any request) -------------------------
-
-
-def _uuid(value: Any, name: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValueError(f"{name} must be a UUID, got {value!r}") from None
-    raise TypeError(f"{name} must be a UUID or a UUID string, got {type(value).__name__}")
-
-
-def _optional_str(value: Any, name: str) -> Optional[str]:
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
-
-
-def _bounded(value: Optional[str], name: str, limit: int) -> Optional[str]:
-    """``value`` if it fits a PostgreSQL index entry (see ``MAX_NAME_BYTES``)."""
-    if value is not None and len(value) * 4 > limit and len(value.encode("utf-8")) > limit:
-        raise ValueError(
-            f"{name} is {len(value.encode('utf-8'))} bytes long; the limit is {limit} bytes "
-            "(Prefect indexes it, and PostgreSQL refuses longer index entries)"
-        )
-    return value
-
-
-def _instance(value: Any, expected: Type[F], name: str) -> Optional[F]:
-    if value is None or isinstance(value, expected):
-        return value
-    raise TypeError(f"{name} must be a {expected.__name__} or None, got {type(value).__name__}")
-
-
-def _count(value: Any, name: str, *, allow_none: bool) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _strings(value: Any, name: str) -> List[str]:
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a collection of str, got {type(value).__name__}")
-    items = list(value)
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"{name} must contain only str, got {type(item).__name__}")
-    return items
-
-
-def _delay(value: Any, name: str) -> Union[int, float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
-
-
-def _retry_delay(value: Any) -> RetryDelay:
-    """Prefect truncates delays to whole seconds before sending: 1.5 -> 1, [1.5, 3] -> [1, 3]."""
-    name = "task.retry_delay_seconds"
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        if len(value) > _MAX_RETRY_DELAYS:
-            raise ValueError(f"{name} may list at most {_MAX_RETRY_DELAYS} delays")
-        return [int(_delay(item, name)) for item in value]
-    return int(_delay(value, name))
-
-
-def _policy(task: Any) -> TaskRunPolicy:
-    retries = task.retries
-    if retries is not None:
-        _count(retries, "task.retries", allow_none=False)
-    jitter = task.retry_jitter_factor
-    if jitter is not None:
-        _delay(jitter, "task.retry_jitter_factor")
-    return TaskRunPolicy(
-        retries=retries,
-        retry_delay=_retry_delay(task.retry_delay_seconds),
-        retry_jitter_factor=jitter,
-    )
-
-
-def _state_create(state: Any, name: str = "state") -> StateCreate:
-    if not isinstance(state, State):
-        raise TypeError(
-            f"{name} must be a State (see orchestration_client.states), got {type(state).__name__}"
-        )
-    return StateCreate(
-        type=state.type,
-        name=state.name,
-        message=state.message,
-        state_details=state.state_details,
-        data=state.data,
-    )
 
 
 class SyncPrefectClient:
@@ -213,9 +108,9 @@ class SyncPrefectClient:
         self._transport = Transport(
             api,
             settings=load_settings(),
-            api_key=_optional_str(api_key, "api_key"),
-            auth_string=_optional_str(auth_string, "auth_string"),
-            api_version=_optional_str(api_version, "api_version"),
+            api_key=optional_str(api_key, "api_key"),
+            auth_string=optional_str(auth_string, "auth_string"),
+            api_version=optional_str(api_version, "api_version"),
             httpx_settings=httpx_settings,
         )
 
@@ -329,7 +224,7 @@ class SyncPrefectClient:
         """
         try:
             task_key, tags, version = task.task_key, task.tags, task.version
-            policy = _policy(task)
+            policy = task_policy(task)
         except AttributeError as exc:
             raise TypeError(
                 "task must be an orchestration_client.schemas.Task or have task_key, tags, "
@@ -337,25 +232,25 @@ class SyncPrefectClient:
             ) from None
         if not isinstance(task_key, str) or not task_key:
             raise ValueError(f"task.task_key must be a non-empty str, got {task_key!r}")
-        _bounded(task_key, "task.task_key", MAX_KEY_BYTES)
+        bounded(task_key, "task.task_key", MAX_KEY_BYTES)
         if task_inputs is not None and not isinstance(task_inputs, dict):
             raise TypeError(f"task_inputs must be a dict, got {type(task_inputs).__name__}")
         body = TaskRunCreate(
-            state=_state_create(Pending() if state is None else state),
-            name=_bounded(_optional_str(name, "name"), "name", MAX_NAME_BYTES),
-            flow_run_id=None if flow_run_id is None else _uuid(flow_run_id, "flow_run_id"),
+            state=state_create(Pending() if state is None else state),
+            name=bounded(optional_str(name, "name"), "name", MAX_NAME_BYTES),
+            flow_run_id=None if flow_run_id is None else as_uuid(flow_run_id, "flow_run_id"),
             task_key=task_key,
-            dynamic_key=_bounded(str(dynamic_key), "dynamic_key", MAX_KEY_BYTES) or "",
-            task_version=_optional_str(version, "task.version"),
+            dynamic_key=bounded(str(dynamic_key), "dynamic_key", MAX_KEY_BYTES) or "",
+            task_version=optional_str(version, "task.version"),
             empirical_policy=policy,
             tags=list(
-                dict.fromkeys([*_strings(tags, "task.tags"), *_strings(extra_tags, "extra_tags")])
+                dict.fromkeys([*strings(tags, "task.tags"), *strings(extra_tags, "extra_tags")])
             ),
             labels={},
             task_inputs=task_inputs or {},
         )
         if id is not None:
-            body.id = _uuid(id, "id")
+            body.id = as_uuid(id, "id")
         content = _create_body.encode(body, "create_task_run arguments")
         run = _task_run.decode(self._transport.request("POST", "/task_runs/", content=content))
         if id is not None and run.id != body.id:
@@ -369,7 +264,7 @@ class SyncPrefectClient:
 
     def read_task_run(self, task_run_id: Union[uuid.UUID, str]) -> TaskRun:
         """One task run by id; ``ObjectNotFound`` if there is none."""
-        path = f"/task_runs/{_uuid(task_run_id, 'task_run_id')}"
+        path = f"/task_runs/{as_uuid(task_run_id, 'task_run_id')}"
         return _task_run.decode(self._transport.request("GET", path))
 
     def read_task_runs(
@@ -395,13 +290,13 @@ class SyncPrefectClient:
                     f"sort must be one of {', '.join(s.value for s in TaskRunSort)}; got {sort!r}"
                 ) from None
         body = TaskRunsQuery(
-            flows=_instance(flow_filter, FlowFilter, "flow_filter"),
-            flow_runs=_instance(flow_run_filter, FlowRunFilter, "flow_run_filter"),
-            task_runs=_instance(task_run_filter, TaskRunFilter, "task_run_filter"),
-            deployments=_instance(deployment_filter, DeploymentFilter, "deployment_filter"),
+            flows=instance_or_none(flow_filter, FlowFilter, "flow_filter"),
+            flow_runs=instance_or_none(flow_run_filter, FlowRunFilter, "flow_run_filter"),
+            task_runs=instance_or_none(task_run_filter, TaskRunFilter, "task_run_filter"),
+            deployments=instance_or_none(deployment_filter, DeploymentFilter, "deployment_filter"),
             sort=sort,
-            limit=_count(limit, "limit", allow_none=True),
-            offset=_count(offset, "offset", allow_none=False) or 0,
+            limit=count(limit, "limit", allow_none=True),
+            offset=count(offset, "offset", allow_none=False) or 0,
         )
         content = _query_body.encode(body, "read_task_runs filters")
         return _task_runs.decode(
@@ -413,8 +308,8 @@ class SyncPrefectClient:
     ) -> requests.Response:
         """Rename a task run; ``None`` lets the server pick a random name. Returns the raw
         204 response."""
-        path = f"/task_runs/{_uuid(task_run_id, 'task_run_id')}"
-        checked = _bounded(_optional_str(name, "name"), "name", MAX_NAME_BYTES)
+        path = f"/task_runs/{as_uuid(task_run_id, 'task_run_id')}"
+        checked = bounded(optional_str(name, "name"), "name", MAX_NAME_BYTES)
         content = _update_body.encode(TaskRunUpdate(name=checked), "name")
         return self._transport.request("PATCH", path, content=content)
 
@@ -424,10 +319,10 @@ class SyncPrefectClient:
         """Propose ``state`` for a task run; the server accepts, rejects, aborts or asks to
         wait, as the returned result's ``status`` and ``details`` say. ``force=True`` skips
         the orchestration rules. As in Prefect, ``state.state_details.task_run_id`` is set."""
-        run_id = _uuid(task_run_id, "task_run_id")
+        run_id = as_uuid(task_run_id, "task_run_id")
         if not isinstance(force, bool):
             raise TypeError(f"force must be a bool, got {type(force).__name__}")
-        proposed = _state_create(state)
+        proposed = state_create(state)
         state.state_details.task_run_id = run_id
         content = _set_state_body.encode(
             SetTaskRunState(state=proposed, force=force), "set_task_run_state arguments"
@@ -438,5 +333,5 @@ class SyncPrefectClient:
 
     def read_task_run_states(self, task_run_id: Union[uuid.UUID, str]) -> List[State]:
         """The state history of a task run, oldest first; ``[]`` for an unknown id."""
-        params = {"task_run_id": str(_uuid(task_run_id, "task_run_id"))}
+        params = {"task_run_id": str(as_uuid(task_run_id, "task_run_id"))}
         return _states.decode(self._transport.request("GET", "/task_run_states/", params=params))

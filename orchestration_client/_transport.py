@@ -10,21 +10,17 @@ thread-safe, and the CSRF token and the "server has answered" flag are guarded, 
 """
 
 import base64
-import datetime
 import logging
-import ssl
-import threading
-import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-import msgspec
 import requests
 import requests.adapters
 import requests.structures
 import requests.utils
 
-from ._codec import ReplyDecoder
+from . import _httpx_settings as _httpx
+from ._csrf import CsrfToken
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -37,126 +33,16 @@ from ._retry import PrefectRetry
 from ._settings import Settings
 from ._version import SERVER_API_VERSION, USER_AGENT
 
-__all__ = ["POOL_MAXSIZE", "Timeout", "Transport"]
+__all__ = ["POOL_MAXSIZE", "Transport"]
 
 logger = logging.getLogger("orchestration_client")
 
 #: Connections kept per host; Prefect's client allows 16 at once.
 POOL_MAXSIZE = 16
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_CSRF_RENEWAL_MARGIN = datetime.timedelta(seconds=5)
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
 _PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
-
-#: (connect, read) seconds, or None for no limit, as requests takes it.
-Timeout = Optional[Tuple[Optional[float], Optional[float]]]
-
-_SUPPORTED_SETTINGS = frozenset(
-    {
-        "headers",
-        "timeout",
-        "verify",
-        "cert",
-        "params",
-        "cookies",
-        "follow_redirects",
-        "proxy",
-        "proxies",
-        "base_url",
-    }
-)
-
-
-class _CsrfToken(msgspec.Struct):
-    token: str
-    expiration: datetime.datetime
-
-
-_csrf_token: ReplyDecoder[_CsrfToken] = ReplyDecoder(_CsrfToken, "CSRF token")
-
-
-def _timeout(value: Any) -> Timeout:
-    """httpx-style timeout (number, None, pair, or an object with connect/read) for requests."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (float(value), float(value))
-    if isinstance(value, tuple) and len(value) == 2:
-        return (value[0], value[1])
-    if hasattr(value, "connect") and hasattr(value, "read"):
-        return (value.connect, value.read)
-    raise TypeError(
-        "httpx_settings['timeout'] must be a number, None, a (connect, read) pair or an "
-        f"object with connect/read, got {type(value).__name__}"
-    )
-
-
-def _proxies(value: Any) -> Dict[str, str]:
-    """httpx's proxy/proxies forms (one URL, or {"http://": url, "all://": url}) for requests."""
-    if isinstance(value, str):
-        return {"http": value, "https": value}
-    if isinstance(value, Mapping):
-        mapped: Dict[str, str] = {}
-        for key, url in value.items():
-            scheme = str(key).split(":", 1)[0]
-            for target in ("http", "https") if scheme == "all" else (scheme,):
-                mapped[target] = str(url)
-        return mapped
-    raise TypeError(f"httpx_settings proxy must be a URL or a mapping, got {type(value).__name__}")
-
-
-class _Csrf:
-    """The CSRF token of one client: fetched on first need, renewed shortly before it
-    expires or when the server calls it invalid, switched off for good if the server has
-    CSRF disabled.
-
-    All threads of a client share one client id, and a new token replaces the old one on
-    the server. So a thread renews a refused token only if it is still the current one;
-    if another thread has renewed it meanwhile, the new token is simply used.
-    """
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.client_id = str(uuid.uuid4())
-        self._token: Optional[str] = None
-        self._renew_at: Optional[datetime.datetime] = None
-        self._lock = threading.Lock()
-
-    def headers(
-        self, transport: "Transport", *, refused: Optional[str] = None
-    ) -> Dict[str, str]:
-        """Headers for a mutating request; ``refused`` is a token the server rejected."""
-        with self._lock:
-            now = datetime.datetime.now(datetime.timezone.utc)
-            if self.enabled and (
-                self._token is None
-                or self._token == refused
-                or (self._renew_at is not None and now >= self._renew_at)
-            ):
-                self._fetch(transport)
-            if not self.enabled or self._token is None:
-                return {}
-            return {"Prefect-Csrf-Token": self._token, "Prefect-Csrf-Client": self.client_id}
-
-    def _fetch(self, transport: "Transport") -> None:
-        response = transport.send("GET", "/csrf-token", params={"client": self.client_id})
-        if response.status_code == 404 or (
-            response.status_code == 422 and b"CSRF protection is disabled" in response.content
-        ):
-            logger.debug("server has CSRF protection off; not sending CSRF tokens")
-            self.enabled = False
-            return
-        transport.raise_for_status(response)
-        token = _csrf_token.decode(response)
-        expiration = token.expiration
-        if expiration.tzinfo is None:
-            expiration = expiration.replace(tzinfo=datetime.timezone.utc)
-        # Renew a little early (a quarter of the lifetime, at most 5 s), so that a request
-        # stamped just before expiry does not arrive just after it.
-        lifetime = expiration - datetime.datetime.now(datetime.timezone.utc)
-        margin = min(_CSRF_RENEWAL_MARGIN, max(lifetime / 4, datetime.timedelta(0)))
-        self._token, self._renew_at = token.token, expiration - margin
 
 
 class Transport:
@@ -173,11 +59,11 @@ class Transport:
         httpx_settings: Optional[Mapping[str, Any]] = None,
     ) -> None:
         options = dict(httpx_settings or {})
-        unsupported = sorted(set(options) - _SUPPORTED_SETTINGS)
+        unsupported = sorted(set(options) - _httpx.SUPPORTED)
         if unsupported:
             raise TypeError(
                 f"unsupported httpx_settings key(s): {', '.join(map(repr, unsupported))}; "
-                f"supported: {', '.join(sorted(_SUPPORTED_SETTINGS))}"
+                f"supported: {', '.join(sorted(_httpx.SUPPORTED))}"
             )
         base_url = options.get("base_url", api)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -188,8 +74,8 @@ class Transport:
         base_url, auth_string = _split_userinfo(base_url, auth_string, api_key)
         self.base_url = (requests.Request("GET", base_url).prepare().url or base_url).rstrip("/")
         self.is_cloud = self.base_url.startswith(settings.cloud_api_url.rstrip("/"))
-        self.timeout: Timeout = (
-            _timeout(options["timeout"])
+        self.timeout: _httpx.Timeout = (
+            _httpx.timeout(options["timeout"])
             if "timeout" in options
             else (settings.request_timeout, settings.request_timeout)
         )
@@ -217,7 +103,7 @@ class Transport:
         self._headers: requests.structures.CaseInsensitiveDict[Union[str, bytes]] = (
             requests.structures.CaseInsensitiveDict(self.session.headers)
         )
-        self.csrf = _Csrf(settings.csrf_support_enabled and not self.is_cloud)
+        self.csrf = CsrfToken(settings.csrf_support_enabled and not self.is_cloud)
 
     def _build_session(
         self,
@@ -232,8 +118,8 @@ class Transport:
         session.trust_env = False
         session.proxies = requests.utils.get_environ_proxies(self.base_url)
         if "proxy" in options or "proxies" in options:
-            session.proxies = _proxies(options.get("proxy", options.get("proxies")))
-        session.verify = self._verify(options, settings)
+            session.proxies = _httpx.proxies(options.get("proxy", options.get("proxies")))
+        session.verify = _httpx.tls_verify(options, settings)
         if "cert" in options:
             session.cert = options["cert"]
         self._params: Dict[str, str] = {
@@ -263,24 +149,6 @@ class Transport:
             headers[name] = value
         headers["User-Agent"] = USER_AGENT
         return session
-
-    @staticmethod
-    def _verify(options: Dict[str, Any], settings: Settings) -> Union[bool, str]:
-        if "verify" in options:
-            verify = options["verify"]
-            if isinstance(verify, ssl.SSLContext):
-                raise TypeError(
-                    "httpx_settings['verify'] as an ssl.SSLContext is not supported; "
-                    "pass a CA bundle path or a bool"
-                )
-            if not isinstance(verify, (bool, str)):
-                raise TypeError(
-                    f"httpx_settings['verify'] must be a bool or a path, got {verify!r}"
-                )
-            return verify
-        if settings.tls_insecure_skip_verify:
-            return False
-        return settings.ssl_cert_file or True
 
     # ---- sending -------------------------------------------------------------------------
 
