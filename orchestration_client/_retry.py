@@ -22,11 +22,13 @@ import math
 import random
 import time
 from types import TracebackType
-from typing import Any, Collection, Optional
+from typing import TYPE_CHECKING, Any, Collection, Optional
 
 from urllib3.exceptions import ReadTimeoutError
-from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import RequestHistory, Retry
+
+if TYPE_CHECKING:  # urllib3 1.26 (still pinned by botocore on Python 3.9) lacks the name
+    from urllib3.response import BaseHTTPResponse
 
 __all__ = [
     "DEFAULT_RETRY_STATUS_CODES",
@@ -132,7 +134,7 @@ class PrefectRetry(Retry):
         self,
         method: Optional[str] = None,
         url: Optional[str] = None,
-        response: Optional[BaseHTTPResponse] = None,
+        response: Optional["BaseHTTPResponse"] = None,
         error: Optional[Exception] = None,
         _pool: Any = None,
         _stacktrace: Optional[TracebackType] = None,
@@ -167,7 +169,7 @@ class PrefectRetry(Retry):
             return super().get_backoff_time()  # 0, 0.5, 1 s: fail fast on a wrong URL
         return self._jittered(2.0 ** max(self.attempts, 0), at_least=False)
 
-    def sleep(self, response: Optional[BaseHTTPResponse] = None) -> None:
+    def sleep(self, response: Optional["BaseHTTPResponse"] = None) -> None:
         header = response.headers.get("Retry-After") if response is not None else None
         retry_after = parse_retry_after(header) if header else None
         if retry_after:
