@@ -9,6 +9,9 @@
         client.set_task_run_state(run.id, Running())
         client.set_task_run_state(run.id, Completed())
 
+One client may be shared by many threads: its session is only read after construction, the
+connection pool is thread-safe, and the CSRF token is guarded by a lock.
+
 The package logger ``orchestration_client`` has a ``NullHandler``: configure logging in
 your application to see retries (DEBUG) and server start/stop (INFO).
 """

@@ -102,6 +102,29 @@ def test_quickstart_on_the_embedded_server(
         server.stop()
 
 
+def test_embedded_server_stops_at_exit_when_the_client_is_never_closed(
+    tmp_path: pathlib.Path, template_db: pathlib.Path
+) -> None:
+    import requests
+
+    (tmp_path / "prefect.db").write_bytes(template_db.read_bytes())
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "from orchestration_client import get_client\n"
+        "client = get_client()\n"
+        "print(client.api_url, client.hello().json())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    result = subprocess.run([sys.executable, "-c", code], env={**clean, "PREFECT_HOME": str(tmp_path)},
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    api_url, greeting = result.stdout.split()
+    assert greeting == "👋"
+    assert "stopped the local Prefect server" in result.stderr  # by the atexit hook
+    with pytest.raises(requests.ConnectionError):
+        requests.get(api_url + "health", timeout=2)
+
+
 def test_no_url_and_no_server_extra_gives_the_hint() -> None:
     """Without prefect importable, the error says what to set or install."""
     code = (
