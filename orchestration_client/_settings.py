@@ -148,7 +148,14 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         auth_string=_first(env, "PREFECT_API_AUTH_STRING"),
         request_timeout=_number(env, 60.0, "PREFECT_API_REQUEST_TIMEOUT"),
         tls_insecure_skip_verify=_bool(env, False, "PREFECT_API_TLS_INSECURE_SKIP_VERIFY"),
-        ssl_cert_file=_first(env, "PREFECT_API_SSL_CERT_FILE", "SSL_CERT_FILE"),
+        # Prefect's variable, then the ones Python's ssl and requests users already set.
+        ssl_cert_file=_first(
+            env,
+            "PREFECT_API_SSL_CERT_FILE",
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+        ),
         max_retries=_integer(env, 5, "PREFECT_CLIENT_MAX_RETRIES"),
         retry_jitter_factor=_number(env, 0.2, "PREFECT_CLIENT_RETRY_JITTER_FACTOR"),
         retry_extra_codes=_status_codes(env, "PREFECT_CLIENT_RETRY_EXTRA_CODES"),

@@ -80,23 +80,25 @@ class Transport:
             else (settings.request_timeout, settings.request_timeout)
         )
         self.follow_redirects = bool(options.get("follow_redirects", not settings.unit_test_mode))
-        self._retry_after_contact = PrefectRetry.for_client(
-            max_retries=settings.max_retries,
-            jitter_factor=settings.retry_jitter_factor,
-            extra_codes=settings.retry_extra_codes,
-            first_contact=False,
-        )
-        self._adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4,
-            pool_maxsize=POOL_MAXSIZE,
-            max_retries=PrefectRetry.for_client(
+
+        def retry_policy(first_contact: bool) -> PrefectRetry:
+            return PrefectRetry.for_client(
                 max_retries=settings.max_retries,
                 jitter_factor=settings.retry_jitter_factor,
                 extra_codes=settings.retry_extra_codes,
-                first_contact=True,
-            ),
+                first_contact=first_contact,
+            )
+
+        # Until the server first answers, connection failures fail fast; then the adapter
+        # switches to the full policy (see send()).
+        self._retry_after_contact = retry_policy(first_contact=False)
+        self._adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry_policy(True)
         )
         self._max_retries = settings.max_retries
+        self._params: Dict[str, str] = {
+            str(key): str(value) for key, value in dict(options.get("params") or {}).items()
+        }
         self._contacted = False
         self._closed = False
         self.session = self._build_session(options, settings, api_key, auth_string, api_version)
@@ -122,9 +124,6 @@ class Transport:
         session.verify = _httpx.tls_verify(options, settings)
         if "cert" in options:
             session.cert = options["cert"]
-        self._params: Dict[str, str] = {
-            str(key): str(value) for key, value in dict(options.get("params") or {}).items()
-        }
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)

@@ -104,8 +104,11 @@ def test_ssl_context_and_bad_urls_are_refused() -> None:
 
 
 def test_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
     assert transport(SyncPrefectClient(API)).session.verify is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/requests.pem")
+    assert transport(SyncPrefectClient(API)).session.verify == "/requests.pem"
     monkeypatch.setenv("SSL_CERT_FILE", "/fallback.pem")
     assert transport(SyncPrefectClient(API)).session.verify == "/fallback.pem"
     monkeypatch.setenv("PREFECT_API_SSL_CERT_FILE", "/ca.pem")
