@@ -116,6 +116,10 @@ class SyncPrefectClient:
 
     # ---- lifecycle --------------------------------------------------------------------------
 
+    def _adopt_server(self, server: "LocalServer") -> None:
+        """Stop ``server`` when this client closes (used by ``get_client``)."""
+        self._server = server
+
     def __enter__(self) -> "SyncPrefectClient":
         with self._lock:
             if self._closed:

@@ -26,27 +26,25 @@ def get_client(
             "prefect package for async code."
         )
     settings = load_settings()
-    if settings.api_url is not None:
-        return SyncPrefectClient(
-            settings.api_url,
-            auth_string=settings.auth_string,
-            api_key=settings.api_key,
-            httpx_settings=httpx_settings,
-        )
-    from . import _ephemeral
+    api, server = settings.api_url, None
+    if api is None:
+        from . import _ephemeral
 
-    if settings.ephemeral_enabled is False:
-        raise ValueError(_ephemeral.NO_URL_MESSAGE)
-    server = _ephemeral.shared_subprocess_server(settings.ephemeral_startup_timeout)
+        if settings.ephemeral_enabled is False:
+            raise ValueError(_ephemeral.NO_URL_MESSAGE)
+        server = _ephemeral.shared_subprocess_server(settings.ephemeral_startup_timeout)
+        api = server.api_url
     try:
         client = SyncPrefectClient(
-            server.api_url,
+            api,
             auth_string=settings.auth_string,
             api_key=settings.api_key,
             httpx_settings=httpx_settings,
         )
     except BaseException:
-        server.stop()
+        if server is not None:
+            server.stop()
         raise
-    client._server = server
+    if server is not None:
+        client._adopt_server(server)
     return client
