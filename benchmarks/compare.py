@@ -124,6 +124,7 @@ def measure_footprint(remeasure: bool) -> Dict[str, Row]:
     result = {
         "ours": _venv_footprint([str(ROOT)]),
         "prefect": _venv_footprint(["prefect-client>=3.9,<4"]),
+        "floor": _venv_footprint(["requests", "msgspec"]),
         "measured": datetime.date.today().isoformat(),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -507,6 +508,23 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "compare.json").write_text(json.dumps(data, indent=1))
     print(f"\nwritten: {RESULTS / 'compare.json'}")
+    draw_charts("compare_charts", data)
+
+
+def draw_charts(kind: str, data: Dict[str, Any]) -> None:
+    """Redraw this benchmark's SVG charts (matplotlib is a benchmark-only dependency)."""
+    try:
+        import charts
+    except ImportError:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import charts
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("charts not redrawn: pip install -e '.[bench]' for matplotlib")
+        return
+    for path in getattr(charts, kind)(data):
+        print(f"written: {path}")
 
 
 if __name__ == "__main__":

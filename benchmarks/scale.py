@@ -167,9 +167,13 @@ def main() -> None:
 
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
-    (results / "scale.json").write_text(json.dumps({
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}, indent=1))
+    data = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
+    (results / "scale.json").write_text(json.dumps(data, indent=1))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from compare import draw_charts
+
+    draw_charts("scale_chart", data)
     print("\n| topology / client / threads | lifecycles/s | client CPU per op | cores busy (client) | errors |")
     print("|---|---:|---:|---:|---:|")
     for label, row in rows.items():

@@ -1,0 +1,54 @@
+"""The benchmark charts: drawn from the committed results, and the committed SVGs show the
+figures that are in the committed JSON (so a rerun that forgot to redraw them fails here)."""
+
+import json
+import pathlib
+import sys
+import xml.etree.ElementTree as ElementTree
+from typing import Any, Dict
+
+import pytest
+
+ROOT = pathlib.Path(__file__).parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import charts  # noqa: E402
+
+
+def load(name: str) -> Dict[str, Any]:
+    data: Dict[str, Any] = json.loads((RESULTS / name).read_text())
+    return data
+
+
+def expected_labels() -> Dict[str, list]:
+    compare = load("compare.json")
+    imports = compare["imports"]
+    return {
+        "compare_footprint.svg": [f"{imports[s]['import_ms']:.3g} ms" for s in charts.SIDES]
+        + [f"{compare['footprint'][s]['mb']:.3g} MB" for s in charts.SIDES],
+        "compare_calls.svg": [f"{compare['calls'][m]['ours']['cpu_us']:,.0f} µs"
+                              for m in ("create_task_run", "read_task_run", "read_task_runs")],
+        "scale_throughput.svg": ["Throughput by topology", "pg2+nginx / prefect"],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(expected_labels()))
+def test_committed_chart_shows_the_committed_figures(name: str) -> None:
+    svg = (RESULTS / name).read_text()
+    ElementTree.fromstring(svg)  # well-formed
+    for label in expected_labels()[name]:
+        assert label in svg, f"{name} does not show {label!r}: run python benchmarks/charts.py"
+    assert f"results/{name}" in (ROOT / "benchmarks" / "README.md").read_text()
+
+
+def test_charts_redraw_identically(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charts, "RESULTS", tmp_path)
+    written = charts.compare_charts(load("compare.json")) + charts.scale_chart(load("scale.json"))
+    assert sorted(p.name for p in written) == sorted(expected_labels())
+    for path in written:
+        ElementTree.fromstring(path.read_text())
+        again = path.read_bytes()
+        charts.compare_charts(load("compare.json")) if "compare" in path.name else \
+            charts.scale_chart(load("scale.json"))
+        assert path.read_bytes() == again, "charts must be reproducible (no dates, no random ids)"
