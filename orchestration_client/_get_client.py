@@ -1,23 +1,29 @@
-"""``get_client()``: a ``SyncPrefectClient`` configured from the environment."""
+"""``get_client()``: a ``SyncPrefectClient`` configured as Prefect configures its own."""
 
-from typing import Any, Mapping, Optional
+import logging
+from typing import Any, Mapping, Optional, Set
 
 from ._client import SyncPrefectClient
 from ._settings import load_settings
 
 __all__ = ["get_client"]
 
+logger = logging.getLogger("orchestration_client")
+_announced: Set[str] = set()
+
 
 def get_client(
     httpx_settings: Optional[Mapping[str, Any]] = None, sync_client: bool = True
 ) -> SyncPrefectClient:
-    """A client for ``PREFECT_API_URL``, authenticated with ``PREFECT_API_AUTH_STRING``
-    (Basic; wins) or ``PREFECT_API_KEY`` (Bearer).
+    """A client for the configured Prefect API, authenticated with the API auth string
+    (Basic; wins) or API key (Bearer).
 
-    With no ``PREFECT_API_URL``, a local Prefect server is started for this process if the
-    ``server`` extra is installed (set ``PREFECT_SERVER_EPHEMERAL_ENABLED=false`` to refuse);
-    it stops when the client closes. ``sync_client=False`` is refused: this package is
-    synchronous by design.
+    Settings come from the environment, ``.env``, ``prefect.toml``, ``pyproject.toml`` and
+    the active profile, in that order (see the README); ``httpx_settings`` wins over them.
+    With no API URL anywhere, a local Prefect server is started for this process, as
+    Prefect does, when ephemeral mode is on (Prefect's default profile turns it on) and the
+    ``server`` extra is installed; it stops when the client closes. ``sync_client=False``
+    is refused: this package is synchronous by design.
     """
     if not sync_client:
         raise NotImplementedError(
@@ -27,16 +33,27 @@ def get_client(
         )
     settings = load_settings()
     api, server = settings.api_url, None
-    if api is None:
+    if api is None and not (httpx_settings and "base_url" in httpx_settings):
         from . import _ephemeral
 
-        if settings.ephemeral_enabled is False:
-            raise ValueError(_ephemeral.NO_URL_MESSAGE)
-        server = _ephemeral.shared_subprocess_server(settings.ephemeral_startup_timeout)
+        missing = f"no PREFECT_API_URL in {settings.searched()}"
+        if "api_url" in settings.origins:
+            missing = f"PREFECT_API_URL is empty ({settings.origins['api_url']})"
+        if not settings.ephemeral_enabled:
+            origin = settings.origins.get("ephemeral_enabled")
+            reason = f"ephemeral mode is off ({origin})" if origin else "ephemeral mode is off"
+            raise ValueError(f"{_ephemeral.NO_URL_MESSAGE} ({missing}; {reason})")
+        try:
+            server = _ephemeral.shared_subprocess_server(settings.ephemeral_startup_timeout)
+        except ValueError as exc:  # the server extra is not installed
+            raise ValueError(f"{exc} ({missing})") from exc
         api = server.api_url
+        if missing not in _announced:  # once per process: get_client() may run per call
+            _announced.add(missing)
+            logger.warning("%s; using a local Prefect server at %s", missing, api)
     try:
         client = SyncPrefectClient(
-            api,
+            api or "",
             auth_string=settings.auth_string,
             api_key=settings.api_key,
             httpx_settings=httpx_settings,

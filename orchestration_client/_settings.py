@@ -1,25 +1,51 @@
-"""The ``PREFECT_*`` environment, read once into a frozen Struct with Prefect's defaults.
+"""Client settings, read from the same sources as Prefect 3.9, into a frozen Struct.
 
-Only environment variables are read: Prefect's profiles file, ``.env`` and
-``prefect.toml`` are not. A malformed value raises ``ValueError`` naming the variable.
+Each setting takes the first value found in, from highest to lowest priority:
+
+1. the environment (``PREFECT_API_URL``, ...);
+2. ``.env`` in the current directory (same names, any case);
+3. ``prefect.toml`` in the current directory (``[api] url = ...``);
+4. ``pyproject.toml`` in the current directory (``[tool.prefect.api] url = ...``);
+5. the active profile of the profiles file (``PREFECT_API_URL = ...``), see
+   ``_config_files``.
+
+Arguments given to ``get_client`` / ``SyncPrefectClient`` win over all of them. A value
+that is present but empty counts as set (to "nothing") and hides lower sources, as in
+Prefect. Settings are read whenever a client is built, so a changed environment or file is
+seen by the next client; files are only re-parsed when they change.
+
+A value that would make every call fail (a zero timeout, a malformed URL, ...) raises
+``ValueError`` naming the variable and where it came from.
 """
 
 import json
+import math
 import os
-from typing import Dict, FrozenSet, Mapping, Optional
+import re
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple
 
 import msgspec
 
-__all__ = ["DEFAULT_CLOUD_API_URL", "Settings", "load_settings"]
+from ._config_files import find_profile, read_dotenv, read_toml, toml_table
+
+__all__ = ["DEFAULT_CLOUD_API_URL", "MAX_RETRIES_LIMIT", "Settings", "load_settings"]
 
 DEFAULT_CLOUD_API_URL = "https://api.prefect.cloud/api"
+#: Waits double with each retry (2, 4, ... s): 10 retries already wait up to 34 minutes.
+MAX_RETRIES_LIMIT = 10
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ENV_ONLY_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Client settings. ``api_key`` and ``auth_string`` never show in ``repr``."""
+    """Client settings. ``api_key`` and ``auth_string`` never show in ``repr``.
+
+    ``origins`` says where each setting that was not left at its default came from, and
+    ``profile`` which profile was consulted; both are for messages.
+    """
 
     api_url: Optional[str] = None
     api_key: Optional[str] = None
@@ -37,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ephemeral_enabled: Optional[bool] = None
     ephemeral_startup_timeout: Optional[float] = None
     attribution_headers: Dict[str, str] = msgspec.field(default_factory=dict)
+    origins: Dict[str, str] = msgspec.field(default_factory=dict)
+    profile: str = "no profile"
 
     def __repr__(self) -> str:
         shown = []
@@ -47,85 +75,201 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             shown.append(f"{name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
-
-def _first(env: Mapping[str, str], *names: str) -> Optional[str]:
-    for name in names:
-        value = env.get(name)
-        if value is not None and value.strip() != "":
-            return value.strip()
-    return None
+    def searched(self) -> str:
+        """Every place a setting is looked for, as a phrase for messages."""
+        return f"environment, .env, prefect.toml, pyproject.toml or {self.profile}"
 
 
-def _bool(env: Mapping[str, str], default: bool, *names: str) -> bool:
-    raw = _first(env, *names)
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{names[0]} must be true or false, got {raw!r}")
+# ---- conversions: (raw value, variable name) -> value, ValueError without the origin ----
 
 
-def _number(env: Mapping[str, str], default: float, name: str, *, minimum: float = 0.0) -> float:
-    raw = _first(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {raw!r}")
+def _text(raw: Any, name: str) -> Optional[str]:
+    if not isinstance(raw, str):
+        raise ValueError(f"{name} must be a string, got {raw!r}")
+    return raw.strip() or None
+
+
+def _secret(raw: Any, name: str) -> Optional[str]:
+    if not isinstance(raw, str):
+        raise ValueError(f"{name} must be a string")
+    value = raw.strip() or None
+    if value is not None and any(c in value for c in "\r\n\0"):
+        raise ValueError(f"{name} contains a line break or NUL; it cannot be sent in a header")
     return value
 
 
-def _integer(env: Mapping[str, str], default: int, name: str) -> int:
-    raw = _first(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {raw!r}")
+def _api_key(raw: Any, name: str) -> Optional[str]:
+    value = _secret(raw, name)
+    if value is not None:
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{name} has characters that cannot be sent in an HTTP header"
+            ) from None
     return value
 
 
-def _status_codes(env: Mapping[str, str], name: str) -> FrozenSet[int]:
-    raw = _first(env, name)
-    if raw is None:
-        return frozenset()
+def _url(raw: Any, name: str) -> Optional[str]:
+    value = _secret(raw, name)
+    if value is not None and not value.lower().startswith(("http://", "https://")):
+        # The value is not shown: it may carry a password.
+        raise ValueError(f"{name} must start with http:// or https://")
+    return value
+
+
+def _boolean(raw: Any, name: str) -> Optional[bool]:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if not lowered:
+            return None
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _float(raw: Any, name: str) -> Optional[float]:
+    if isinstance(raw, str):
+        if not raw.strip():
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    raise ValueError(f"{name} must be a number, got {raw!r}")
+
+
+def _positive(raw: Any, name: str) -> Optional[float]:
+    value = _float(raw, name)
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {raw!r}")
+    return value
+
+
+def _jitter(raw: Any, name: str) -> Optional[float]:
+    value = _float(raw, name)
+    if value is not None and not 0 <= value <= 1:
+        raise ValueError(
+            f"{name} must be between 0 and 1 (the fraction by which waits may vary), got {raw!r}"
+        )
+    return value
+
+
+def _retries(raw: Any, name: str) -> Optional[int]:
+    if isinstance(raw, str):
+        if not raw.strip():
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}")
+    if not 0 <= value <= MAX_RETRIES_LIMIT:
+        raise ValueError(
+            f"{name} must be between 0 and {MAX_RETRIES_LIMIT} (each retry waits twice as "
+            f"long as the one before), got {raw!r}"
+        )
+    return value
+
+
+def _status_codes(raw: Any, name: str) -> FrozenSet[int]:
+    if isinstance(raw, str):
+        items: List[Any] = [item.strip() for item in raw.strip().strip("[]").split(",")]
+    elif isinstance(raw, (list, tuple)):
+        items = list(raw)
+    else:
+        items = [raw]
     codes = set()
-    for item in raw.strip("[]").split(","):
-        item = item.strip()
-        if not item:
+    for item in items:
+        if item == "":
             continue
-        if not item.isdigit() or not 100 <= int(item) <= 599:
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if not isinstance(item, int) or isinstance(item, bool) or not 100 <= item <= 599:
             raise ValueError(f"{name} must list HTTP status codes like '404,500', got {raw!r}")
-        codes.add(int(item))
+        if item < 400:
+            raise ValueError(
+                f"{name} lists {item}, which is not an error status: every such reply "
+                f"would be retried; list codes from 400 to 599, got {raw!r}"
+            )
+        codes.add(item)
     return frozenset(codes)
 
 
-def _headers(env: Mapping[str, str], name: str) -> Dict[str, str]:
-    raw = _first(env, name)
-    if raw is None:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a JSON object of header names to values") from None
+def _headers(raw: Any, name: str) -> Dict[str, str]:
+    value = raw
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a JSON object of header names to values") from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ValueError(f"{name} must be a JSON object of header names to string values")
-    return value
+    for key, item in value.items():
+        if not _TOKEN.fullmatch(key):
+            raise ValueError(f"{name} has an invalid header name {key!r}")
+        try:
+            item.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name}: the value of {key} cannot be sent in a header") from None
+        if any(c in item for c in "\r\n\0"):
+            raise ValueError(f"{name}: the value of {key} contains a line break or NUL")
+    return dict(value)
 
+
+class _Spec(NamedTuple):
+    field: str
+    names: Tuple[str, ...]  # variable names; within one source, the first present wins
+    table: Tuple[str, ...]  # where prefect.toml keeps it
+    convert: Callable[[Any, str], Any]
+    is_table: bool = False  # a TOML table is a value, not a nested section
+
+
+_SPECS = (
+    _Spec("api_url", ("PREFECT_API_URL",), ("api", "url"), _url),
+    _Spec("api_key", ("PREFECT_API_KEY",), ("api", "key"), _api_key),
+    _Spec("auth_string", ("PREFECT_API_AUTH_STRING",), ("api", "auth_string"), _secret),
+    _Spec("request_timeout", ("PREFECT_API_REQUEST_TIMEOUT",), ("api", "request_timeout"),
+          _positive),
+    _Spec("tls_insecure_skip_verify", ("PREFECT_API_TLS_INSECURE_SKIP_VERIFY",),
+          ("api", "tls_insecure_skip_verify"), _boolean),
+    _Spec("ssl_cert_file", ("PREFECT_API_SSL_CERT_FILE",), ("api", "ssl_cert_file"), _text),
+    _Spec("max_retries", ("PREFECT_CLIENT_MAX_RETRIES",), ("client", "max_retries"), _retries),
+    _Spec("retry_jitter_factor", ("PREFECT_CLIENT_RETRY_JITTER_FACTOR",),
+          ("client", "retry_jitter_factor"), _jitter),
+    _Spec("retry_extra_codes", ("PREFECT_CLIENT_RETRY_EXTRA_CODES",),
+          ("client", "retry_extra_codes"), _status_codes),
+    _Spec("csrf_support_enabled", ("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED",),
+          ("client", "csrf_support_enabled"), _boolean),
+    _Spec("custom_headers", ("PREFECT_CLIENT_CUSTOM_HEADERS",), ("client", "custom_headers"),
+          _headers, is_table=True),
+    _Spec("cloud_api_url", ("PREFECT_CLOUD_API_URL",), ("cloud", "api_url"), _url),
+    _Spec("unit_test_mode", ("PREFECT_TESTING_UNIT_TEST_MODE", "PREFECT_UNIT_TEST_MODE"),
+          ("testing", "unit_test_mode"), _boolean),
+    _Spec("ephemeral_enabled",
+          ("PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"),
+          ("server", "ephemeral", "enabled"), _boolean),
+    _Spec("ephemeral_startup_timeout", ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",),
+          ("server", "ephemeral", "startup_timeout_seconds"), _positive),
+)  # fmt: skip
 
 # Headers that tell the server who is calling, taken from the environment of a worker or
-# flow run (Prefect reads the same variables).
+# flow run (Prefect reads the same variables, from the environment only).
 _ATTRIBUTION = (
     ("X-Prefect-Worker-Id", "PREFECT__WORKER_ID"),
     ("X-Prefect-Worker-Name", "PREFECT__WORKER_NAME"),
@@ -135,53 +279,88 @@ _ATTRIBUTION = (
     ("X-Prefect-Deployment-Name", "PREFECT__DEPLOYMENT_NAME"),
 )
 
+# A source: a phrase naming it, and a lookup from a spec to (raw value, where) or None.
+_Lookup = Callable[[_Spec], Optional[Tuple[Any, str]]]
 
-def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
-    """Read the settings from ``env`` (default: ``os.environ``)."""
+
+def _by_name(values: Mapping[str, Any], label: str, lower: bool = False) -> _Lookup:
+    def lookup(spec: _Spec) -> Optional[Tuple[Any, str]]:
+        for name in spec.names:
+            value = values.get(name.lower() if lower else name)
+            if value is not None:
+                return value, label.format(name=name)
+        return None
+
+    return lookup
+
+
+def _by_table(document: Mapping[str, Any], prefix: Tuple[str, ...], path: str) -> _Lookup:
+    def lookup(spec: _Spec) -> Optional[Tuple[Any, str]]:
+        value = toml_table(document, prefix + spec.table)
+        if value is None or (isinstance(value, dict) and not spec.is_table):
+            return None
+        section = ".".join(prefix + spec.table[:-1])
+        return value, f"{path}, [{section}] {spec.table[-1]}"
+
+    return lookup
+
+
+def load_settings(
+    env: Optional[Mapping[str, str]] = None, *, cwd: Optional[str] = None
+) -> Settings:
+    """Read the settings from ``env`` (default: ``os.environ``) and the settings files
+    Prefect reads from ``cwd`` (default: the current directory) and the profiles file."""
     env = os.environ if env is None else env
-    ephemeral_raw = _first(
-        env, "PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"
-    )
+    cwd = os.getcwd() if cwd is None else cwd
+    dotenv_path = os.path.join(cwd, ".env")
+    toml_path = os.path.join(cwd, "prefect.toml")
+    pyproject_path = os.path.join(cwd, "pyproject.toml")
+    dotenv = read_dotenv(dotenv_path, env)
+    prefect_toml = read_toml(toml_path)
+    pyproject = read_toml(pyproject_path)
+    profile = find_profile(env, cwd, dotenv, prefect_toml, pyproject)
+
+    sources: List[_Lookup] = [_by_name(env, "{name} in the environment")]
+    if dotenv:
+        lowered = {key.lower(): value for key, value in dotenv.items()}
+        sources.append(_by_name(lowered, f"{{name}} in {dotenv_path}", lower=True))
+    if prefect_toml:
+        sources.append(_by_table(prefect_toml, (), toml_path))
+    if pyproject:
+        sources.append(_by_table(pyproject, ("tool", "prefect"), pyproject_path))
+    if profile.values:
+        sources.append(_by_name(profile.values, f"{{name}} in {profile.description}"))
+
+    values: Dict[str, Any] = {}
+    origins: Dict[str, str] = {}
+    for spec in _SPECS:
+        for source in sources:
+            found = source(spec)
+            if found is None:
+                continue
+            raw, where = found
+            try:
+                value = spec.convert(raw, spec.names[0])
+            except ValueError as exc:
+                raise ValueError(f"{exc} (from {where})") from None
+            origins[spec.field] = where
+            if value is not None:
+                values[spec.field] = value
+            break
+
+    if "ssl_cert_file" not in values:
+        # Prefect's default for its own variable, then what ssl and requests users set.
+        for name in _ENV_ONLY_CA_VARIABLES:
+            ca_file = (env.get(name) or "").strip()
+            if ca_file:
+                values["ssl_cert_file"] = ca_file
+                origins["ssl_cert_file"] = f"{name} in the environment"
+                break
+    attribution = {}
+    for header, variable in _ATTRIBUTION:
+        value = (env.get(variable) or "").strip()
+        if value:
+            attribution[header] = value
     return Settings(
-        api_url=_first(env, "PREFECT_API_URL"),
-        api_key=_first(env, "PREFECT_API_KEY"),
-        auth_string=_first(env, "PREFECT_API_AUTH_STRING"),
-        request_timeout=_number(env, 60.0, "PREFECT_API_REQUEST_TIMEOUT"),
-        tls_insecure_skip_verify=_bool(env, False, "PREFECT_API_TLS_INSECURE_SKIP_VERIFY"),
-        # Prefect's variable, then the ones Python's ssl and requests users already set.
-        ssl_cert_file=_first(
-            env,
-            "PREFECT_API_SSL_CERT_FILE",
-            "SSL_CERT_FILE",
-            "REQUESTS_CA_BUNDLE",
-            "CURL_CA_BUNDLE",
-        ),
-        max_retries=_integer(env, 5, "PREFECT_CLIENT_MAX_RETRIES"),
-        retry_jitter_factor=_number(env, 0.2, "PREFECT_CLIENT_RETRY_JITTER_FACTOR"),
-        retry_extra_codes=_status_codes(env, "PREFECT_CLIENT_RETRY_EXTRA_CODES"),
-        csrf_support_enabled=_bool(env, True, "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"),
-        custom_headers=_headers(env, "PREFECT_CLIENT_CUSTOM_HEADERS"),
-        cloud_api_url=_first(env, "PREFECT_CLOUD_API_URL") or DEFAULT_CLOUD_API_URL,
-        unit_test_mode=_bool(
-            env, False, "PREFECT_TESTING_UNIT_TEST_MODE", "PREFECT_UNIT_TEST_MODE"
-        ),
-        ephemeral_enabled=(
-            None
-            if ephemeral_raw is None
-            else _bool(
-                env,
-                False,
-                "PREFECT_SERVER_EPHEMERAL_ENABLED",
-                "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE",
-            )
-        ),
-        ephemeral_startup_timeout=_number(
-            env, 0.0, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-        )
-        or None,
-        attribution_headers={
-            header: value
-            for header, variable in _ATTRIBUTION
-            if (value := _first(env, variable)) is not None
-        },
+        **values, attribution_headers=attribution, origins=origins, profile=profile.description
     )
