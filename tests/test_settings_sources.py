@@ -311,3 +311,24 @@ def _expected_auth(name: str) -> str:
 
         return "Basic " + base64.b64encode(b"admin:key-auth_profile").decode()
     return f"Bearer key-{name}"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("PREFECT_API_REQUEST_TIMEOUT", "0"),
+    ("PREFECT_CLIENT_RETRY_EXTRA_CODES", "200"),
+    ("PREFECT_CLIENT_MAX_RETRIES", "1000"),
+])  # fmt: skip
+def test_bad_setting_is_refused_when_the_client_is_built(
+    name: str, value: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+    stub: RecordingStub,
+) -> None:
+    """Before, these were accepted and then every call failed (or was retried in vain)."""
+    lay = Layout(tmp_path)
+    lay.write("~/.prefect/profiles.toml", profiles("p", p={name: value}))
+    run_ours(lay, monkeypatch, stub)  # sets the environment and directory up
+    stub.take()
+    with pytest.raises(ValueError, match=f"{name} .*profile 'p' of .*profiles.toml"):
+        SyncPrefectClient(stub.url("x"))
+    with pytest.raises(ValueError, match=name):
+        get_client()
+    assert stub.take() == []
