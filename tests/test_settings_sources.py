@@ -332,3 +332,71 @@ def test_bad_setting_is_refused_when_the_client_is_built(
     with pytest.raises(ValueError, match=name):
         get_client()
     assert stub.take() == []
+
+
+# ---- the local server: only when no source names a URL, and it says so -----------------
+
+
+class FakeLocalServer:
+    """Stands in for the embedded Prefect server: the stub plays its part."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_local_server_only_without_a_url_and_the_log_says_why(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from orchestration_client import _ephemeral, _get_client
+
+    started: List[FakeLocalServer] = []
+
+    def start(timeout: Optional[float] = None) -> FakeLocalServer:
+        started.append(FakeLocalServer(stub.url("local")))
+        return started[-1]
+
+    monkeypatch.setattr(_ephemeral, "shared_subprocess_server", start)
+    monkeypatch.setattr(_get_client, "_announced", set())
+    lay = Layout(tmp_path)
+    run_ours(lay, monkeypatch, stub)  # no URL anywhere: Prefect's default profile applies
+    assert len(started) == 1 and started[0].stopped
+    path = lay.home / ".prefect" / "profiles.toml"
+    assert (
+        "no PREFECT_API_URL in environment, .env, prefect.toml, pyproject.toml or Prefect's "
+        f"default profile 'ephemeral' ({path} does not exist); using a local Prefect server "
+        f"at {stub.url('local')}"
+    ) in caplog.text
+    # A URL in any source, or an explicit base_url, and no server is started.
+    for source in ORDER:
+        lay = Layout(tmp_path / source)
+        SOURCES[source](lay, stub.url(source), "k")
+        assert run_ours(lay, monkeypatch, stub) == [(f"/{source}/api/hello", "Bearer k")]
+    with get_client(httpx_settings={"base_url": stub.url("explicit")}) as client:
+        client.hello()
+    assert len(started) == 1
+
+
+def test_without_a_url_and_with_ephemeral_mode_off_the_error_says_where_it_looked(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub
+) -> None:
+    lay = Layout(tmp_path)
+    path = lay.write("~/.prefect/profiles.toml", profiles("team", team={"PREFECT_API_KEY": "k"}))
+    outcome = run_ours(lay, monkeypatch, stub)
+    assert isinstance(outcome, tuple) and outcome[0] == "ValueError"
+    assert (
+        "no PREFECT_API_URL in environment, .env, prefect.toml, pyproject.toml or profile "
+        f"'team' of {path}; ephemeral mode is off"
+    ) in outcome[1]
+    lay.env["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
+    lay.env["PREFECT_API_URL"] = ""
+    outcome = run_ours(lay, monkeypatch, stub)
+    assert isinstance(outcome, tuple)
+    assert (
+        "PREFECT_API_URL is empty (PREFECT_API_URL in the environment); ephemeral mode is off "
+        "(PREFECT_SERVER_EPHEMERAL_ENABLED in the environment)"
+    ) in outcome[1]
