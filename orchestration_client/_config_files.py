@@ -115,7 +115,7 @@ def toml_table(document: Optional[Mapping[str, Any]], path: Tuple[str, ...]) -> 
     """The value at ``path`` in a TOML document, or None."""
     value: Any = document
     for key in path:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             return None
         value = value.get(key)
     return value
@@ -237,9 +237,9 @@ def find_profile(
         )
     active = environ.get("PREFECT_PROFILE") or data.get("active")
     profiles = data.get("profiles")
-    profiles = profiles if isinstance(profiles, Mapping) else {}
+    profiles = profiles if isinstance(profiles, dict) else {}
     chosen = profiles.get(active) if isinstance(active, str) else None
-    if not isinstance(chosen, Mapping):
+    if not isinstance(chosen, dict):
         named = (
             f"PREFECT_PROFILE={active!r}" if environ.get("PREFECT_PROFILE") else
             f"active = {active!r}" if active else "no active profile"

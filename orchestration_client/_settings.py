@@ -38,6 +38,8 @@ _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ENV_ONLY_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+# Every variable read below starts with one of these.
+_ENV_PREFIXES = ("PREFECT_", "HOME", *_ENV_ONLY_CA_VARIABLES)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -310,12 +312,15 @@ def load_settings(
 ) -> Settings:
     """Read the settings from ``env`` (default: ``os.environ``) and the settings files
     Prefect reads from ``cwd`` (default: the current directory) and the profiles file."""
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env  # .env may expand any variable
+    if env is None:
+        # One pass over the environment: a missing key costs os.environ an exception.
+        env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
     cwd = os.getcwd() if cwd is None else cwd
     dotenv_path = os.path.join(cwd, ".env")
     toml_path = os.path.join(cwd, "prefect.toml")
     pyproject_path = os.path.join(cwd, "pyproject.toml")
-    dotenv = read_dotenv(dotenv_path, env)
+    dotenv = read_dotenv(dotenv_path, environ)
     prefect_toml = read_toml(toml_path)
     pyproject = read_toml(pyproject_path)
     profile = find_profile(env, cwd, dotenv, prefect_toml, pyproject)

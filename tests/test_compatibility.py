@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
-OLDEST = ["urllib3==1.26.20", "requests>=2.28", "msgspec>=0.18", "pytest", "responses"]
+OLDEST = ["urllib3==1.26.20", "requests>=2.28", "msgspec>=0.18", "tomli>=1.1.0",
+          "pytest", "responses"]
 
 
 def python39() -> str:
