@@ -400,3 +400,94 @@ def test_without_a_url_and_with_ephemeral_mode_off_the_error_says_where_it_looke
         "PREFECT_API_URL is empty (PREFECT_API_URL in the environment); ephemeral mode is off "
         "(PREFECT_SERVER_EPHEMERAL_ENABLED in the environment)"
     ) in outcome[1]
+
+
+# ---- every supported setting, compared with Prefect's resolved settings -----------------
+
+SETTINGS_PROBE = """
+import json
+from prefect.settings import get_current_settings
+s = get_current_settings()
+secret = lambda v: v.get_secret_value() if v is not None else None
+print(json.dumps({
+    "api_url": s.api.url, "api_key": secret(s.api.key), "auth_string": secret(s.api.auth_string),
+    "request_timeout": s.api.request_timeout,
+    "tls_insecure_skip_verify": s.api.tls_insecure_skip_verify,
+    "ssl_cert_file": s.api.ssl_cert_file, "max_retries": s.client.max_retries,
+    "retry_jitter_factor": s.client.retry_jitter_factor,
+    "retry_extra_codes": sorted(s.client.retry_extra_codes),
+    "csrf_support_enabled": s.client.csrf_support_enabled,
+    "custom_headers": s.client.custom_headers, "cloud_api_url": s.cloud.api_url,
+    "unit_test_mode": s.testing.unit_test_mode, "ephemeral_enabled": s.server.ephemeral.enabled,
+    "ephemeral_startup_timeout": s.server.ephemeral.startup_timeout_seconds,
+}))
+"""
+
+
+def every_setting_from_a_different_source(lay: Layout) -> None:
+    lay.env.update(PREFECT_API_REQUEST_TIMEOUT="12", PREFECT_CLIENT_RETRY_EXTRA_CODES="500,504")
+    lay.write(".env", "PREFECT_API_URL=http://dotenv/api\nPREFECT_CLIENT_MAX_RETRIES=3\n"
+                      "PREFECT_API_REQUEST_TIMEOUT=99\n")
+    lay.write("prefect.toml", """
+        [api]
+        tls_insecure_skip_verify = true
+        key = "k-toml"
+        [client]
+        retry_jitter_factor = 0.4
+        custom_headers = {X-A = "1"}
+        [server.ephemeral]
+        startup_timeout_seconds = 30
+    """)
+    lay.write("pyproject.toml", """
+        [tool.prefect.client]
+        csrf_support_enabled = false
+        max_retries = 9
+        [tool.prefect.cloud]
+        api_url = "https://cloud.example/api"
+    """)
+    lay.write("~/.prefect/profiles.toml", profiles("p", p={
+        "PREFECT_API_AUTH_STRING": "u:p", "PREFECT_API_SSL_CERT_FILE": "/ca.pem",
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false", "PREFECT_UNIT_TEST_MODE": "true",
+        "PREFECT_API_KEY": "k-profile", "PREFECT_API_URL": "http://profile/api"}))
+
+
+def every_setting_from_the_profile(lay: Layout) -> None:
+    lay.write("~/.prefect/profiles.toml", profiles("p", p={
+        "PREFECT_API_URL": "http://profile/api", "PREFECT_API_KEY": "k",
+        "PREFECT_API_AUTH_STRING": "u:p", "PREFECT_API_REQUEST_TIMEOUT": "5.5",
+        "PREFECT_API_TLS_INSECURE_SKIP_VERIFY": "true", "PREFECT_API_SSL_CERT_FILE": "/ca.pem",
+        "PREFECT_CLIENT_MAX_RETRIES": "2", "PREFECT_CLIENT_RETRY_JITTER_FACTOR": "0",
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "404,429", "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "no",
+        "PREFECT_CLIENT_CUSTOM_HEADERS": r'{\"X-B\": \"2\"}',
+        "PREFECT_CLOUD_API_URL": "https://cloud.example/api", "PREFECT_TESTING_UNIT_TEST_MODE": "1",
+        "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "45"}))
+
+
+@pytest.mark.parametrize("writer", [every_setting_from_a_different_source,
+                                    every_setting_from_the_profile])
+def test_every_setting_resolves_as_in_prefect(
+    writer: object, tmp_path: pathlib.Path
+) -> None:
+    pytest.importorskip("prefect")
+    from orchestration_client._settings import load_settings
+
+    lay = Layout(tmp_path)
+    writer(lay)  # type: ignore[operator]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **lay.env}
+    done = subprocess.run([sys.executable, "-c", SETTINGS_PROBE], cwd=lay.cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = msgspec_to_dict(load_settings(lay.env, cwd=str(lay.cwd)))
+    assert ours == theirs
+
+
+def msgspec_to_dict(settings: object) -> Dict[str, object]:
+    import msgspec
+
+    values = msgspec.to_builtins(settings)
+    values["retry_extra_codes"] = sorted(values["retry_extra_codes"])
+    for name in ("attribution_headers", "origins", "profile"):
+        del values[name]
+    return values  # type: ignore[no-any-return]
