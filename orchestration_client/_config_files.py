@@ -21,7 +21,7 @@ import os
 import re
 import stat
 import threading
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 __all__ = [
     "BUILTIN_PROFILE",
@@ -62,6 +62,7 @@ class Profile(NamedTuple):
 _StatKey = Tuple[int, int, int, int]
 _cache: Dict[Tuple[str, str], Tuple[_StatKey, Any]] = {}
 _cache_lock = threading.Lock()
+_CACHE_SIZE = 64
 
 
 def _cached(kind: str, path: str, parse: Callable[[str, str], Any]) -> Optional[Any]:
@@ -91,6 +92,8 @@ def _cached(kind: str, path: str, parse: Callable[[str, str], Any]) -> Optional[
         raise ConfigFileError(f"{path}, line {line}: not valid UTF-8") from None
     value = parse(text, path)
     with _cache_lock:
+        if len(_cache) >= _CACHE_SIZE:  # many working directories over time: start afresh
+            _cache.clear()
         _cache[(kind, path)] = (key, value)
     return value
 
@@ -283,7 +286,7 @@ def _profiles_path(
     return default if os.path.exists(default) else None
 
 
-_warned: set = set()  # type: ignore[type-arg]
+_warned: Set[str] = set()
 
 
 def _warn_once(message: str) -> None:

@@ -316,7 +316,11 @@ def load_settings(
     if env is None:
         # One pass over the environment: a missing key costs os.environ an exception.
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
-    cwd = os.getcwd() if cwd is None else cwd
+    if cwd is None:
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the directory was removed: it holds no files either
+            cwd = ""
     dotenv_path = os.path.join(cwd, ".env")
     toml_path = os.path.join(cwd, "prefect.toml")
     pyproject_path = os.path.join(cwd, "pyproject.toml")

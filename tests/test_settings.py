@@ -362,3 +362,13 @@ def test_dotenv_parser_matches_python_dotenv(monkeypatch: pytest.MonkeyPatch) ->
     assert _config_files.read_dotenv(str(path), dict(os.environ)) == dict(
         dotenv.dotenv_values(str(path))
     )
+
+
+def test_a_removed_working_directory_has_no_settings_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gone = ROOT / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert _load_settings({"HOME": str(ROOT / "home")}).api_url is None
