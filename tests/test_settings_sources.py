@@ -491,3 +491,26 @@ def msgspec_to_dict(settings: object) -> Dict[str, object]:
     for name in ("attribution_headers", "origins", "profile"):
         del values[name]
     return values  # type: ignore[no-any-return]
+
+
+def test_what_the_prefect_cli_writes_is_read(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub
+) -> None:
+    """`prefect config set` and `prefect profile use`, run for real, then our get_client()."""
+    pytest.importorskip("prefect")
+    cli = os.path.join(os.path.dirname(sys.executable), "prefect")
+    lay = Layout(tmp_path)
+
+    def prefect(*args: str) -> None:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **lay.env}
+        done = subprocess.run([cli, *args], cwd=lay.cwd, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    prefect("config", "set", f"PREFECT_API_URL={stub.url('first')}", "PREFECT_API_KEY=k1")
+    assert run_ours(lay, monkeypatch, stub) == [("/first/api/hello", "Bearer k1")]
+    prefect("profile", "create", "team")
+    prefect("--profile", "team", "config", "set", f"PREFECT_API_URL={stub.url('team')}")
+    prefect("profile", "use", "team")
+    assert stub.take() == [("/team/api/health", None)]  # `profile use` checks the server
+    assert run_ours(lay, monkeypatch, stub) == [("/team/api/hello", None)]
