@@ -1,20 +1,23 @@
 """Every error the client raises on purpose, in one tree::
 
-    OrchestrationClientError
-     ├── PrefectHTTPStatusError   (also requests.HTTPError)   non-2xx reply, after retries
-     │    └── ObjectNotFound                                   404: no such object or route
-     ├── APIConnectionError       (also requests.ConnectionError) the API could not be reached
-     ├── APITimeoutError          (also requests.Timeout)      no reply within the read timeout
-     ├── ResponseDecodeError      (also ValueError)            a 2xx reply of the wrong shape
-     ├── RequestValidationError   (also TypeError, ValueError) bad arguments; nothing was sent
-     └── ClientClosedError        (also RuntimeError)          the client was used after close
+    PrefectException              same name as prefect.exceptions.PrefectException
+     └── OrchestrationClientError
+          ├── PrefectHTTPStatusError   (also requests.HTTPError)     non-2xx reply, after retries
+          │    ├── ObjectNotFound                                     404: no such object or route
+          │    └── ObjectAlreadyExists                                409 (built by user code)
+          ├── APIConnectionError       (also requests.ConnectionError) API could not be reached
+          ├── APITimeoutError          (also requests.Timeout)        no reply within the timeout
+          ├── ResponseDecodeError      (also ValueError)              a 2xx reply of wrong shape
+          ├── RequestValidationError   (also TypeError, ValueError)   bad arguments; none sent
+          └── ClientClosedError        (also RuntimeError)            used after close
 
 Each HTTP-level error keeps the ``requests`` base class users already catch. Messages name
-the method and URL with any ``user:password@`` removed, never a credential.
+the method and URL with any ``user:password@`` removed, never a credential. Every error
+pickles with its message and attributes, so it can cross a process pool.
 """
 
 import json
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -23,8 +26,10 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "ClientClosedError",
+    "ObjectAlreadyExists",
     "ObjectNotFound",
     "OrchestrationClientError",
+    "PrefectException",
     "PrefectHTTPStatusError",
     "RequestValidationError",
     "ResponseDecodeError",
@@ -43,8 +48,29 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-class OrchestrationClientError(Exception):
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _rebuild(cls: Type[_E], args: Tuple[Any, ...], state: Dict[str, Any]) -> _E:
+    """Unpickle an error without calling its ``__init__`` (whose signature varies)."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class PrefectException(Exception):
+    """Named like ``prefect.exceptions.PrefectException``, so that ``except PrefectException``
+    in code written for Prefect still catches this package's errors after the import swap."""
+
+
+class OrchestrationClientError(PrefectException):
     """Root of this package's errors."""
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # The default pickling calls ``cls(*self.args)``, which our keyword-only or
+        # response-taking constructors refuse; restore args and attributes directly.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 def _body_detail(response: requests.Response) -> Any:
@@ -74,13 +100,18 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
     """
 
     def __init__(self, response: requests.Response, *, retries: int = 0) -> None:
+        message = self._read(response, retries)
+        super().__init__(message, response=response, request=response.request)
+
+    def _read(self, response: requests.Response, retries: int) -> str:
+        """Set the attributes from ``response``; return the message."""
         request = response.request
         self.status_code: int = response.status_code
         self.method: str = (request.method or "") if request is not None else ""
         self.url: str = redact_url(response.url or (request.url or "" if request else ""))
         self.detail: Any = _body_detail(response)
         self.retries = retries
-        super().__init__(self._message(response.reason), response=response, request=request)
+        return self._message(response.reason)
 
     def _message(self, reason: Optional[str]) -> str:
         status = f"{self.status_code} {reason}" if reason else str(self.status_code)
@@ -95,17 +126,61 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
         return message
 
 
-class ObjectNotFound(PrefectHTTPStatusError):
-    """404: the object does not exist, or the URL names no API route.
+class _WrapsHTTPError(PrefectHTTPStatusError):
+    """An error for one status that user code may also build from another error, as with
+    Prefect's ``ObjectNotFound(http_exc=..., help_message=...)``.
 
-    ``http_exc`` and ``help_message`` exist for code written against Prefect's class.
+    The client raises it with the reply (``cls(response, retries=n)``); user code passes the
+    HTTP error it caught, whose response (if a ``requests`` one) fills the attributes.
     """
 
-    help_message: Optional[str] = None
+    _STATUS = 0
+
+    def __init__(
+        self,
+        http_exc: Union[requests.Response, BaseException],
+        help_message: Optional[str] = None,
+        *args: Any,
+        retries: int = 0,
+    ) -> None:
+        self.help_message = help_message
+        self._http_exc: Optional[BaseException] = None
+        if isinstance(http_exc, requests.Response):
+            response: Optional[requests.Response] = http_exc
+        else:
+            self._http_exc = http_exc
+            found = getattr(http_exc, "response", None)
+            response = found if isinstance(found, requests.Response) else None
+            retries = getattr(http_exc, "retries", retries)
+        if response is not None:
+            message = self._read(response, retries)
+        else:
+            self.status_code, self.method, self.url = self._STATUS, "", ""
+            self.detail, self.retries = None, retries
+            message = f"{self._STATUS}: {type(http_exc).__name__}: {http_exc}"
+        requests.HTTPError.__init__(
+            self,
+            help_message or message,
+            *args,
+            response=response,
+            request=response.request if response is not None else None,
+        )
 
     @property
-    def http_exc(self) -> "PrefectHTTPStatusError":
-        return self
+    def http_exc(self) -> BaseException:
+        """The error this one wraps: the one user code passed in, else itself (it carries
+        ``response`` as Prefect's wrapped httpx error does)."""
+        return self if self._http_exc is None else self._http_exc
+
+
+class ObjectNotFound(_WrapsHTTPError):
+    """404: the object does not exist, or the URL names no API route.
+
+    Also constructible as in Prefect: ``ObjectNotFound(http_exc=error, help_message=...)``;
+    ``str()`` is then the help message when one is given.
+    """
+
+    _STATUS = 404
 
     def _message(self, reason: Optional[str]) -> str:
         message = super()._message(reason)
@@ -114,6 +189,14 @@ class ObjectNotFound(PrefectHTTPStatusError):
                 " (no such route: check that the API URL ends in /api and that the id is a UUID)"
             )
         return message
+
+
+class ObjectAlreadyExists(_WrapsHTTPError):
+    """409: the object exists already. The client's task-run calls raise a plain
+    ``PrefectHTTPStatusError`` for a 409 (as Prefect's do); this class exists for code written
+    against Prefect, constructible as there: ``ObjectAlreadyExists(http_exc=error)``."""
+
+    _STATUS = 409
 
 
 class APIConnectionError(OrchestrationClientError, requests.ConnectionError):
