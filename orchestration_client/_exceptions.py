@@ -73,12 +73,33 @@ class OrchestrationClientError(PrefectException):
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
-def _body_detail(response: requests.Response) -> Any:
-    """The parsed JSON body of an error reply, or its text when it is not JSON."""
+_TOO_DEEP = " (a JSON body nested too deeply to parse, shown as text)"
+
+
+def _body_detail(response: requests.Response) -> Tuple[Any, str]:
+    """The parsed JSON body of an error reply, or its text when it is not JSON; plus a note
+    for the message when the body was JSON nested too deeply to parse (a hostile or broken
+    server must not turn an HTTP error into a ``RecursionError``)."""
     try:
-        return json.loads(response.content) if response.content else None
+        return (json.loads(response.content) if response.content else None), ""
     except ValueError:
-        return response.text
+        return response.text, ""
+    except RecursionError:
+        return response.text, _TOO_DEEP
+
+
+def _shown_detail(detail: Any) -> str:
+    """``detail`` as one line for a message, cut to a readable length."""
+    if isinstance(detail, str):
+        shown = detail
+    else:
+        try:
+            shown = json.dumps(detail)
+        except (ValueError, TypeError, RecursionError):
+            shown = repr(detail)
+    if len(shown) > _MAX_BODY_IN_MESSAGE:
+        shown = shown[:_MAX_BODY_IN_MESSAGE] + "..."
+    return shown
 
 
 def _status_kind(status: int) -> str:
@@ -109,9 +130,10 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
         self.status_code: int = response.status_code
         self.method: str = (request.method or "") if request is not None else ""
         self.url: str = redact_url(response.url or (request.url or "" if request else ""))
-        self.detail: Any = _body_detail(response)
+        self.detail: Any
+        self.detail, note = _body_detail(response)
         self.retries = retries
-        return self._message(response.reason)
+        return self._message(response.reason) + note
 
     def _message(self, reason: Optional[str]) -> str:
         status = f"{self.status_code} {reason}" if reason else str(self.status_code)
@@ -119,10 +141,7 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
         if self.retries:
             message += f" (gave up after {self.retries} retries)"
         if self.detail not in (None, "", {}, []):
-            shown = self.detail if isinstance(self.detail, str) else json.dumps(self.detail)
-            if len(shown) > _MAX_BODY_IN_MESSAGE:
-                shown = shown[:_MAX_BODY_IN_MESSAGE] + "..."
-            message += f" - Response: {shown}"
+            message += f" - Response: {_shown_detail(self.detail)}"
         return message
 
 
