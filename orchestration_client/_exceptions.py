@@ -22,6 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ._retry import MAX_WAIT, asked_wait
+
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
@@ -117,7 +119,9 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
 
     Attributes: ``status_code``, ``method``, ``url`` (credentials removed), ``detail`` (the
     server's parsed JSON error body, or its text), ``retries`` (retries spent on this call),
-    plus ``request``/``response`` as on any ``requests.HTTPError``.
+    ``retry_after`` (seconds the reply's ``Retry-After`` asked for, or None), plus
+    ``request``/``response`` as on any ``requests.HTTPError``. When the server asked for a
+    longer wait than the client ever makes (``MAX_WAIT``), the message says so.
     """
 
     def __init__(self, response: requests.Response, *, retries: int = 0) -> None:
@@ -133,6 +137,13 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
         self.detail: Any
         self.detail, note = _body_detail(response)
         self.retries = retries
+        self.retry_after: Optional[float] = asked_wait(response.headers)
+        if self.retry_after is not None and self.retry_after > MAX_WAIT:
+            asked = str(response.headers.get("Retry-After", ""))[:80]
+            note += (
+                f" (the server asked to retry after {self.retry_after:.0f} s, Retry-After: "
+                f"{asked!r}; the client waits at most {MAX_WAIT:g} s, so it did not retry)"
+            )
         return self._message(response.reason) + note
 
     def _message(self, reason: Optional[str]) -> str:
@@ -175,7 +186,7 @@ class _WrapsHTTPError(PrefectHTTPStatusError):
             message = self._read(response, retries)
         else:
             self.status_code, self.method, self.url = self._STATUS, "", ""
-            self.detail, self.retries = None, retries
+            self.detail, self.retries, self.retry_after = None, retries, None
             message = f"{self._STATUS}: {type(http_exc).__name__}: {http_exc}"
         requests.HTTPError.__init__(
             self,
