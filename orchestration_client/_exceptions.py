@@ -42,12 +42,19 @@ _MAX_BODY_IN_MESSAGE = 1000
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its ``user:password@`` part, safe to show or log."""
+    """``url`` without its ``user:password@`` part, safe to show or log. Anything before
+    the last ``@`` is hidden even when the URL is malformed (no scheme, or a raw ``/`` or
+    ``#`` in the password), since it may be part of a password."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    if "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    if "@" not in url:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    return f"{scheme}{separator}***@{rest.rsplit('@', 1)[1]}"
 
 
 _E = TypeVar("_E", bound=BaseException)

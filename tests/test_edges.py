@@ -1,11 +1,16 @@
 """Hostile or odd servers and settings at the transport's edge (issue 10 items 3, 4, 5, 14),
 against scripted stub servers on 127.0.0.1."""
 
+import base64
 import email.utils
+import json
+import logging
+import pathlib
+import socket
 import threading
 import time
 import uuid
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from stub_server import HANG, StubServer, json_reply
@@ -192,3 +197,146 @@ def test_the_csrf_module_does_not_import_the_transport() -> None:
     tree = ast.parse(pathlib.Path(csrf.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "_transport" not in imported and "Transport" not in pathlib.Path(csrf.__file__).read_text()
+
+
+# ---- non-Latin-1 header values (item 3) ---------------------------------------------------------
+
+ATTRIBUTION_ENV = {
+    "PREFECT__FLOW_NAME": "データ処理",
+    "PREFECT__FLOW_ID": str(uuid.UUID(int=5)),
+    "PREFECT__WORKER_NAME": "wörker",  # Latin-1, but Prefect sends UTF-8 here too
+    "PREFECT__DEPLOYMENT_NAME": "déploiement 🚀",
+}
+ATTRIBUTION_HEADERS = (b"x-prefect-flow-name", b"x-prefect-flow-id", b"x-prefect-worker-name",
+                       b"x-prefect-deployment-name")  # fmt: skip
+
+
+class RawCapture:
+    """Records the raw bytes of every request head; answers each with ``"3.9.1"``."""
+
+    def __init__(self) -> None:
+        self.heads: List[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.api_url = f"http://127.0.0.1:{self.server.getsockname()[1]}/api"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.heads.append(data.split(b"\r\n\r\n")[0])
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: 7\r\nConnection: close\r\n\r\n\"3.9.1\"")
+
+    def header_lines(self, names: Tuple[bytes, ...]) -> List[bytes]:
+        return [line for head in self.heads for line in head.split(b"\r\n")
+                if line.split(b":", 1)[0].lower() in names]  # fmt: skip
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def capture() -> Iterator[RawCapture]:
+    server = RawCapture()
+    yield server
+    server.stop()
+
+
+def test_non_latin1_attribution_and_custom_headers_are_sent_as_utf8(
+    capture: RawCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable, text in ATTRIBUTION_ENV.items():
+        monkeypatch.setenv(variable, text)
+    monkeypatch.setenv("PREFECT_CLIENT_CUSTOM_HEADERS", json.dumps({"X-Team": "チーム 🚀"}))
+    client = SyncPrefectClient(capture.api_url, httpx_settings={"headers": {"X-Site": "Zürich"}})
+    assert client.api_version() == "3.9.1"
+    sent = capture.header_lines((*ATTRIBUTION_HEADERS, b"x-team", b"x-site"))
+    assert sorted(sent) == sorted([
+        "X-Prefect-Flow-Name: データ処理".encode(),
+        f"X-Prefect-Flow-Id: {uuid.UUID(int=5)}".encode(),
+        "X-Prefect-Worker-Name: wörker".encode(),
+        "X-Prefect-Deployment-Name: déploiement 🚀".encode(),
+        "X-Team: チーム 🚀".encode(),
+        "X-Site: Zürich".encode(),
+    ])  # fmt: skip
+
+
+def test_attribution_header_bytes_match_prefects_client(
+    capture: RawCapture, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """Prefect 3.9.1's client (httpx) on the same stub, the same variables: same bytes."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    for variable, text in ATTRIBUTION_ENV.items():
+        monkeypatch.setenv(variable, text)
+    import prefect.client.orchestration as prefect_client
+
+    with prefect_client.SyncPrefectClient(capture.api_url) as theirs:
+        assert theirs.api_version() == "3.9.1"
+    prefect_lines = capture.header_lines(ATTRIBUTION_HEADERS)
+    capture.heads.clear()
+    assert SyncPrefectClient(capture.api_url).api_version() == "3.9.1"
+    assert sorted(capture.header_lines(ATTRIBUTION_HEADERS)) == sorted(prefect_lines)
+    assert "X-Prefect-Flow-Name: データ処理".encode() in prefect_lines
+
+
+# ---- secrets never in messages, header values checked at build time (item 14) -----------------
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("arguments, env, names", [
+    ({"api": f"admin:{SECRET}@127.0.0.1:4200/api"}, {}, "http:// or https://"),
+    ({"api": f"http://admin:pa/{SECRET}@127.0.0.1:4200/api"}, {}, "percent-encode"),
+    ({"api": f"http://admin:pa#{SECRET}@127.0.0.1:4200/api"}, {}, "percent-encode"),
+    ({"api": f"http://admin:pa?{SECRET}@127.0.0.1:4200/api"}, {}, "percent-encode"),
+    ({"api": f"http://admin:{SECRET}%0A@127.0.0.1:4200/api"}, {}, "user:password in the API URL"),
+    ({"api_key": f"{SECRET}\n"}, {}, "api_key (PREFECT_API_KEY)"),
+    ({"api_key": f"pa\n{SECRET}"}, {}, "api_key (PREFECT_API_KEY)"),
+    ({"auth_string": f"admin:{SECRET}\r\n"}, {}, "auth_string (PREFECT_API_AUTH_STRING)"),
+    ({"httpx_settings": {"headers": {"X-Token": f"{SECRET}\n"}}}, {}, "httpx_settings['headers']['X-Token']"),
+    ({}, {"PREFECT_CLIENT_CUSTOM_HEADERS": json.dumps({"X-Token": f"{SECRET}\r\nX-Evil: 1"})},
+     "PREFECT_CLIENT_CUSTOM_HEADERS['X-Token']"),
+    ({}, {"PREFECT__DEPLOYMENT_NAME": f"a\n{SECRET}"}, "PREFECT__DEPLOYMENT_NAME"),
+    ({"api_version": f"0.8.4\n{SECRET}"}, {}, "api_version"),
+])  # fmt: skip
+def test_a_bad_secret_or_header_is_refused_at_build_time_without_showing_it(
+    arguments: Dict[str, Any], env: Dict[str, str], names: str,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    for variable, text in env.items():
+        monkeypatch.setenv(variable, text)
+    arguments = {"api": "http://127.0.0.1:4200/api", **arguments}
+    with caplog.at_level(logging.DEBUG), pytest.raises(ValueError) as caught:
+        SyncPrefectClient(**arguments)
+    error: Optional[BaseException] = caught.value
+    assert names in str(caught.value)
+    shown = []
+    while error is not None:
+        shown += [str(error), repr(error), *map(str, error.args)]
+        error = error.__cause__ or error.__context__
+    shown += [record.getMessage() for record in caplog.records]
+    for text in shown:
+        assert SECRET not in text and SECRET[:4] not in text, text
+
+
+def test_a_valid_password_with_encoded_characters_is_used_and_never_shown() -> None:
+    client = SyncPrefectClient(f"http://admin:pa%2F%23{SECRET}@127.0.0.1:4200/api")
+    assert client.api_url == "http://127.0.0.1:4200/api/" and SECRET not in repr(client)
+    expected = base64.b64encode(f"admin:pa/#{SECRET}".encode()).decode()
+    assert client._transport.session.headers["Authorization"] == f"Basic {expected}"
+
+
+def test_blanks_around_a_key_are_dropped() -> None:
+    client = SyncPrefectClient("http://127.0.0.1:4200/api", api_key=f" {SECRET}\t")
+    assert client._transport.session.headers["Authorization"] == f"Bearer {SECRET}"
