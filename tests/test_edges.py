@@ -6,13 +6,13 @@ import email.utils
 import json
 import logging
 import pathlib
-import socket
 import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from raw_capture import ATTRIBUTION_ENV, ATTRIBUTION_HEADERS, RawCapture
 from stub_server import HANG, StubServer, json_reply
 
 from orchestration_client import SyncPrefectClient
@@ -190,7 +190,6 @@ def test_a_failed_token_fetch_fails_the_waiters_with_the_same_kind_of_error() ->
 
 def test_the_csrf_module_does_not_import_the_transport() -> None:
     import ast
-    import pathlib
 
     import orchestration_client._csrf as csrf
 
@@ -200,51 +199,6 @@ def test_the_csrf_module_does_not_import_the_transport() -> None:
 
 
 # ---- non-Latin-1 header values (item 3) ---------------------------------------------------------
-
-ATTRIBUTION_ENV = {
-    "PREFECT__FLOW_NAME": "データ処理",
-    "PREFECT__FLOW_ID": str(uuid.UUID(int=5)),
-    "PREFECT__WORKER_NAME": "wörker",  # Latin-1, but Prefect sends UTF-8 here too
-    "PREFECT__DEPLOYMENT_NAME": "déploiement 🚀",
-}
-ATTRIBUTION_HEADERS = (b"x-prefect-flow-name", b"x-prefect-flow-id", b"x-prefect-worker-name",
-                       b"x-prefect-deployment-name")  # fmt: skip
-
-
-class RawCapture:
-    """Records the raw bytes of every request head; answers each with ``"3.9.1"``."""
-
-    def __init__(self) -> None:
-        self.heads: List[bytes] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.api_url = f"http://127.0.0.1:{self.server.getsockname()[1]}/api"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            with connection:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.heads.append(data.split(b"\r\n\r\n")[0])
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                   b"Content-Length: 7\r\nConnection: close\r\n\r\n\"3.9.1\"")
-
-    def header_lines(self, names: Tuple[bytes, ...]) -> List[bytes]:
-        return [line for head in self.heads for line in head.split(b"\r\n")
-                if line.split(b":", 1)[0].lower() in names]  # fmt: skip
-
-    def stop(self) -> None:
-        self.server.close()
-
 
 @pytest.fixture
 def capture() -> Iterator[RawCapture]:
@@ -270,24 +224,6 @@ def test_non_latin1_attribution_and_custom_headers_are_sent_as_utf8(
         "X-Team: チーム 🚀".encode(),
         "X-Site: Zürich".encode(),
     ])  # fmt: skip
-
-
-def test_attribution_header_bytes_match_prefects_client(
-    capture: RawCapture, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
-) -> None:
-    """Prefect 3.9.1's client (httpx) on the same stub, the same variables: same bytes."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    for variable, text in ATTRIBUTION_ENV.items():
-        monkeypatch.setenv(variable, text)
-    import prefect.client.orchestration as prefect_client
-
-    with prefect_client.SyncPrefectClient(capture.api_url) as theirs:
-        assert theirs.api_version() == "3.9.1"
-    prefect_lines = capture.header_lines(ATTRIBUTION_HEADERS)
-    capture.heads.clear()
-    assert SyncPrefectClient(capture.api_url).api_version() == "3.9.1"
-    assert sorted(capture.header_lines(ATTRIBUTION_HEADERS)) == sorted(prefect_lines)
-    assert "X-Prefect-Flow-Name: データ処理".encode() in prefect_lines
 
 
 # ---- secrets never in messages, header values checked at build time (item 14) -----------------
