@@ -77,11 +77,12 @@ def name(header: Any, setting: str) -> str:
     return header
 
 
-def checked(headers: Mapping[Any, Any], setting: str) -> Dict[str, HeaderValue]:
-    """Every name and value of ``headers`` checked; errors name ``setting[name]``."""
+def checked(headers: Any, setting: str) -> Dict[str, HeaderValue]:
+    """Every name and value of ``headers`` (a mapping or ``(name, value)`` pairs, as httpx
+    takes) checked; errors name ``setting[name]``."""
     return {
         name(header, setting): value(text, f"{setting}[{header!r}]")
-        for header, text in headers.items()
+        for header, text in dict(headers).items()
     }
 
 

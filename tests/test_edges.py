@@ -6,6 +6,7 @@ import email.utils
 import json
 import logging
 import pathlib
+import re
 import threading
 import time
 import uuid
@@ -276,3 +277,18 @@ def test_a_valid_password_with_encoded_characters_is_used_and_never_shown() -> N
 def test_blanks_around_a_key_are_dropped() -> None:
     client = SyncPrefectClient("http://127.0.0.1:4200/api", api_key=f" {SECRET}\t")
     assert client._transport.session.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+def test_httpx_headers_as_pairs_still_work(capture: RawCapture) -> None:
+    client = SyncPrefectClient(capture.api_url, httpx_settings={"headers": [("X-Site", "Zürich")]})
+    assert client.api_version() == "3.9.1"
+    assert capture.header_lines((b"x-site",)) == ["X-Site: Zürich".encode()]
+
+
+@pytest.mark.parametrize("headers, message", [
+    ({"X Bad": "v"}, "invalid header name 'X Bad'"),
+    ({"X-Num": 3}, "httpx_settings['headers']['X-Num'] must be a string, got int"),
+])  # fmt: skip
+def test_bad_header_names_and_types_are_refused(headers: Dict[str, Any], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        SyncPrefectClient("http://127.0.0.1:4200/api", httpx_settings={"headers": headers})
