@@ -217,6 +217,64 @@ def shared_client(make_server: Callable[..., PrefectServer]) -> Row:
     return row
 
 
+def retry_after_over_cap() -> Row:
+    """Retry-After asking for more than the 60 s cap: every call fails at once, clearly."""
+    asks = ["1000000000", "1e10", "Fri, 31 Dec 9999 23:59:59 GMT", "3600"]
+    stub = StubServer(fallback=json_reply(200, b'"3.9.1"'))
+    os.environ["PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"] = "false"
+    client, tally = SyncPrefectClient(stub.api_url), Tally()
+    for index in range(40):
+        stub.script.append(json_reply([429, 503][index % 2], Retry_After=asks[index % 4]))
+        tally.run(lambda: client.api_version() and None)
+    del os.environ["PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"]
+    stub.stop()
+    return tally.row()
+
+
+def csrf_endpoint_hangs() -> Row:
+    """The CSRF token endpoint never answers; 8 threads, timeout 1 s each."""
+    stub = StubServer(fallback=json_reply(200, b"true"))
+    stub.next_reply = lambda method, path: HANG if "csrf-token" in path else stub.fallback  # type: ignore[method-assign]
+    client, tally = SyncPrefectClient(stub.api_url, httpx_settings={"timeout": 1}), Tally()
+    in_threads(8, 8, lambda _: tally.run(lambda: client.set_task_run_name(uuid.uuid4(), "n") and None))
+    stub.stop()
+    return tally.row()
+
+
+def attribution_non_latin1() -> Row:
+    """PREFECT__FLOW_NAME and friends outside Latin-1, custom headers too."""
+    names = {"PREFECT__FLOW_NAME": "データ処理", "PREFECT__DEPLOYMENT_NAME": "déploiement 🚀",
+             "PREFECT__WORKER_NAME": "ワーカー", "PREFECT_CLIENT_CUSTOM_HEADERS": '{"X-Team": "チーム"}',
+             "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false"}
+    os.environ.update(names)
+    stub = StubServer(fallback=json_reply(200, b'"3.9.1"'))
+    client, tally = SyncPrefectClient(stub.api_url), Tally()
+    in_threads(4, 40, lambda _: tally.run(lambda: client.api_version() and None))
+    for name in names:
+        del os.environ[name]
+    stub.stop()
+    return tally.row()
+
+
+def _read_missing(api_url: str) -> None:
+    os.environ["PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"] = "false"
+    SyncPrefectClient(api_url).read_task_run(uuid.uuid4())
+
+
+def pool_workers_raise() -> Row:
+    """ProcessPoolExecutor workers whose calls raise ObjectNotFound: errors cross the pool."""
+    import multiprocessing
+
+    stub = StubServer(fallback=json_reply(404, b'{"detail": "Task run not found"}'))
+    tally = Tally()
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_read_missing, stub.api_url) for _ in range(40)]
+        for future in futures:
+            tally.run(lambda future=future: future.result(timeout=120))  # type: ignore[misc]
+    stub.stop()
+    return tally.row()
+
+
 def main() -> None:
     home = pathlib.Path(tempfile.mkdtemp(prefix="faults-"))
     template = migrate_template(home / "template")
@@ -236,6 +294,10 @@ def main() -> None:
             ("malformed 200 replies", malformed),
             ("CSRF on, 2 s tokens, 150 lifecycles", lambda: csrf(make_server)),
             ("8 threads, one client, 666 lifecycles", lambda: shared_client(make_server)),
+            ("Retry-After over the 60 s cap (1e9, 1e10, year 9999, 3600)", retry_after_over_cap),
+            ("CSRF token endpoint hangs, 8 threads, timeout 1 s", csrf_endpoint_hangs),
+            ("non-Latin-1 attribution and custom header values", attribution_non_latin1),
+            ("process-pool workers raising ObjectNotFound", pool_workers_raise),
         ]:
             print(f"running: {name} ...", flush=True)
             rows[name] = scenario()

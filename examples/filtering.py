@@ -1,4 +1,10 @@
-"""Create task runs with tags and states, then page through them with filters and a sort."""
+"""Create task runs with tags and states, then page through them with filters and a sort.
+
+    python examples/filtering.py
+
+Talks to PREFECT_API_URL (or the URL in your Prefect profile), or a local server started
+for the script (the `server` extra). Each run tags its task runs with a batch of its own.
+"""
 
 import uuid
 
@@ -19,7 +25,7 @@ batch = f"batch-{uuid.uuid4().hex[:6]}"  # keeps this run's task runs apart from
 with get_client() as client:
     for number in range(7):
         task = Task(name="part", tags=[batch, "even" if number % 2 == 0 else "odd"])
-        run = client.create_task_run(task, None, number, name=f"{batch}-{number}")
+        run = client.create_task_run(task, None, f"{batch}-{number}", name=f"{batch}-{number}")
         client.set_task_run_state(run.id, Failed() if number == 3 else Completed(), force=True)
 
     mine = TaskRunFilter(tags=TaskRunFilterTags(all_=[batch]))

@@ -13,7 +13,11 @@ with get_client(sync_client=True) as client:   | with get_client() as client:  #
     client.create_task_run(extract, None, "0") |     client.create_task_run(task, None, "0")
 
 Everything below is the right-hand column; every call keeps Prefect's name and arguments.
+
+    python examples/migration.py      # PREFECT_API_URL, your Prefect profile, or a local server
 """
+
+import uuid
 
 from orchestration_client import get_client
 from orchestration_client.filters import TaskRunFilter, TaskRunFilterId
@@ -23,7 +27,8 @@ from orchestration_client.states import Completed, Running
 task = Task(name="extract", tags=["etl"])
 
 with get_client() as client:
-    run = client.create_task_run(task, flow_run_id=None, dynamic_key="0", name="extract-1")
+    key = uuid.uuid4().hex  # a new task run each time the script runs
+    run = client.create_task_run(task, flow_run_id=None, dynamic_key=key, name="extract-1")
     client.set_task_run_state(run.id, Running())
     client.set_task_run_state(run.id, Completed())
     client.set_task_run_name(run.id, "extract-renamed")

@@ -1,12 +1,14 @@
 """Create a task run, move it Pending -> Running -> Completed, print its state history.
 
-    PREFECT_API_URL=http://127.0.0.1:4200/api python examples/quickstart.py
+    python examples/quickstart.py
 
-With no PREFECT_API_URL and `pip install 'orchestration_client[server]'`, a local Prefect
-server is started for the script and stopped at the end.
+Talks to PREFECT_API_URL (or the URL in your Prefect profile); with none set and
+`pip install 'orchestration_client[server]'`, a local Prefect server is started for the
+script and stopped at the end. Each run creates a task run of its own.
 """
 
 import logging
+import uuid
 
 from orchestration_client import get_client
 from orchestration_client.schemas import Task
@@ -16,7 +18,7 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(messag
 
 with get_client() as client:
     task = Task(name="quickstart", tags=["example"])
-    run = client.create_task_run(task, flow_run_id=None, dynamic_key="0")
+    run = client.create_task_run(task, flow_run_id=None, dynamic_key=uuid.uuid4().hex)
     print(f"created task run {run.name} ({run.id}) in state {run.state_name}")
 
     for state in (Running(), Completed(message="all rows loaded")):

@@ -1,5 +1,13 @@
 """A task run that fails, is retried by the server's rules, then completes; and what the
-orchestration result says when the server refuses a transition."""
+orchestration result says when the server refuses a transition.
+
+    python examples/retries_and_failures.py
+
+Talks to PREFECT_API_URL (or the URL in your Prefect profile), or a local server started
+for the script (the `server` extra). Each run creates a task run of its own.
+"""
+
+import uuid
 
 from orchestration_client import get_client
 from orchestration_client.schemas import SetStateStatus, Task
@@ -17,7 +25,7 @@ def propose(client, run_id, state):
 
 with get_client() as client:
     task = Task(name="flaky-download", retries=1, retry_delay_seconds=0)
-    run = client.create_task_run(task, flow_run_id=None, dynamic_key="0")
+    run = client.create_task_run(task, flow_run_id=None, dynamic_key=uuid.uuid4().hex)
 
     propose(client, run.id, Running())
     # With a retry left, the server rejects Failed and schedules a retry instead.

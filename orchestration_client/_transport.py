@@ -9,16 +9,16 @@ thread-safe, and the CSRF token and the "server has answered" flag are guarded, 
 ``Transport`` may serve many threads at once.
 """
 
-import base64
 import logging
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+from typing import Any, Dict, Mapping, Optional, Union
+from urllib.parse import urlencode
 
 import requests
 import requests.adapters
 import requests.structures
 import requests.utils
 
+from . import _headers
 from . import _httpx_settings as _httpx
 from ._csrf import CsrfToken
 from ._exceptions import (
@@ -31,6 +31,7 @@ from ._exceptions import (
 )
 from ._retry import PrefectRetry
 from ._settings import Settings
+from ._urls import api_base_url
 from ._version import SERVER_API_VERSION, USER_AGENT
 
 __all__ = ["POOL_MAXSIZE", "Transport"]
@@ -65,14 +66,9 @@ class Transport:
                 f"unsupported httpx_settings key(s): {', '.join(map(repr, unsupported))}; "
                 f"supported: {', '.join(sorted(_httpx.SUPPORTED))}"
             )
-        base_url = options.get("base_url", api)
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                "the API URL must start with http:// or https://, "
-                f"got {redact_url(str(base_url))!r}"
-            )
-        base_url, auth_string = _split_userinfo(base_url, auth_string, api_key)
-        self.base_url = (requests.Request("GET", base_url).prepare().url or base_url).rstrip("/")
+        self.base_url, auth_string = api_base_url(
+            options.get("base_url", api), auth_string, api_key
+        )
         self.is_cloud = self.base_url.startswith(settings.cloud_api_url.rstrip("/"))
         self.timeout: _httpx.Timeout = (
             _httpx.timeout(options["timeout"])
@@ -105,7 +101,12 @@ class Transport:
         self._headers: requests.structures.CaseInsensitiveDict[Union[str, bytes]] = (
             requests.structures.CaseInsensitiveDict(self.session.headers)
         )
-        self.csrf = CsrfToken(settings.csrf_support_enabled and not self.is_cloud)
+        self.csrf = CsrfToken(
+            settings.csrf_support_enabled and not self.is_cloud,
+            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
+            check=self.raise_for_status,
+            timeout=self.timeout,
+        )
 
     def _build_session(
         self,
@@ -130,18 +131,25 @@ class Transport:
         session.mount("https://", self._adapter)
 
         headers = session.headers
-        for name, value in dict(options.get("headers") or {}).items():
+        # Values are checked and encoded by _headers (UTF-8 unless ASCII, as Prefect sends).
+        for name, value in _headers.checked(
+            options.get("headers") or {}, "httpx_settings['headers']"
+        ).items():
             if name.lower() == "user-agent" or name.lower() in _CSRF_HEADERS:
                 continue
             headers[name] = value
-        headers.setdefault("X-PREFECT-API-VERSION", api_version or SERVER_API_VERSION)
+        headers.setdefault(
+            "X-PREFECT-API-VERSION",
+            _headers.value(api_version or SERVER_API_VERSION, "api_version"),
+        )
         if auth_string:
-            encoded = base64.b64encode(auth_string.encode("utf-8")).decode("ascii")
-            headers["Authorization"] = f"Basic {encoded}"
+            headers["Authorization"] = _headers.basic(auth_string)
         elif api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        headers.update(settings.attribution_headers)
-        for name, value in settings.custom_headers.items():
+            headers["Authorization"] = _headers.bearer(api_key)
+        headers.update(_headers.attribution(settings.attribution_headers))
+        for name, value in _headers.checked(
+            settings.custom_headers, "PREFECT_CLIENT_CUSTOM_HEADERS"
+        ).items():
             if name.lower() in _PROTECTED:
                 logger.warning("PREFECT_CLIENT_CUSTOM_HEADERS may not set %s; ignored", name)
                 continue
@@ -232,7 +240,7 @@ class Transport:
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply."""
         csrf = self.csrf.enabled and method in _MUTATING
-        extra = self.csrf.headers(self) if csrf else None
+        extra = self.csrf.headers() if csrf else None
         response = self.send(method, path, content=content, params=params, extra_headers=extra)
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
@@ -246,7 +254,7 @@ class Transport:
             ):
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
-            extra = self.csrf.headers(self, refused=extra.get("Prefect-Csrf-Token"))
+            extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
             response = self.send(method, path, content=content, params=params, extra_headers=extra)
         self.raise_for_status(response)
         return response
@@ -265,21 +273,6 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
-
-
-def _split_userinfo(
-    url: str, auth_string: Optional[str], api_key: Optional[str]
-) -> Tuple[str, Optional[str]]:
-    """Take ``user:password@`` out of the URL; it becomes Basic auth unless the caller gave
-    credentials (as httpx and requests do), so the stored URL never holds a secret."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, auth_string
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    if auth_string or api_key:
-        return bare, auth_string
-    return bare, unquote(userinfo)
 
 
 def _reason(exc: BaseException) -> str:

@@ -351,3 +351,30 @@ def test_read_task_runs(
 ) -> None:
     ours, theirs = run_both(server, sides, lambda s: s.client.read_task_runs(**build(s)))
     same_values(ours, theirs)
+
+
+# ---- attribution header bytes (issue 10 item 3) ------------------------------------------------
+
+
+def test_attribution_header_bytes_match_prefects_client(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """Prefect 3.9.1's client (httpx) and ours on the same raw-socket stub, with the same
+    non-Latin-1 attribution variables, send the same header bytes (UTF-8)."""
+    import prefect.client.orchestration as prefect_client
+    from raw_capture import ATTRIBUTION_ENV, ATTRIBUTION_HEADERS, RawCapture
+
+    import orchestration_client
+
+    capture = RawCapture()
+    request.addfinalizer(capture.stop)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    for variable, text in ATTRIBUTION_ENV.items():
+        monkeypatch.setenv(variable, text)
+    with prefect_client.SyncPrefectClient(capture.api_url) as theirs:
+        assert theirs.api_version() == "3.9.1"
+    prefect_lines = capture.header_lines(ATTRIBUTION_HEADERS)
+    capture.heads.clear()
+    assert orchestration_client.SyncPrefectClient(capture.api_url).api_version() == "3.9.1"
+    assert sorted(capture.header_lines(ATTRIBUTION_HEADERS)) == sorted(prefect_lines)
+    assert "X-Prefect-Flow-Name: データ処理".encode() in prefect_lines

@@ -1,6 +1,7 @@
 """Every example runs as-is against the real server, and its output is checked. The
 quickstart also runs with no PREFECT_API_URL at all, on the embedded server."""
 
+import ast
 import os
 import pathlib
 import re
@@ -33,6 +34,58 @@ def api(api_url: str) -> Dict[str, str]:
 def test_every_example_is_tested() -> None:
     tested = set(re.findall(r'run_example\("(\w+\.py)"', pathlib.Path(__file__).read_text()))
     assert tested == {path.name for path in EXAMPLES.glob("*.py")}
+
+
+def normalised(output: str) -> str:
+    """An example's output without what differs between runs: ids, batch names, times and
+    the random names the server gives task runs."""
+    output = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", output)
+    output = re.sub(r"batch-[0-9a-f]{6}", "batch-<b>", output)
+    output = re.sub(r"\d\d:\d\d:\d\d\.\d+", "<time>", output)
+    output = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", output)
+    return re.sub(r"created task run \S+ ", "created task run <name> ", output)
+
+
+def test_every_example_says_what_it_shows_and_how_to_run_it() -> None:
+    for path in EXAMPLES.glob("*.py"):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and len(doc.splitlines()[0]) > 20, f"{path.name} has no docstring"
+        assert f"python examples/{path.name}" in doc, f"{path.name}: the command that runs it"
+
+
+@pytest.mark.parametrize("name", ["quickstart.py", "filtering.py", "retries_and_failures.py",
+                                  "migration.py", "health.py"])
+def test_every_example_can_be_run_again_and_again(api_url: str, name: str) -> None:
+    """A second run tells the same story about task runs of its own: nothing of the first
+    run shows up in it (run_example("health.py") etc. are covered above)."""
+    first, second = (run_example(name, api(api_url)) for _ in range(2))
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert normalised(first.stdout) == normalised(second.stdout)
+    ids = [set(re.findall(r"[0-9a-f]{8}-[0-9a-f-]{27}", r.stdout)) for r in (first, second)]
+    assert not ids[0] & ids[1], "the second run printed a task run of the first"
+
+
+def test_quickstart_twice_prints_two_task_runs_each_with_its_own_history(api_url: str) -> None:
+    outputs = [run_example("quickstart.py", api(api_url)).stdout for _ in range(2)]
+    created = [re.search(r"created task run \S+ \(([0-9a-f-]{36})\)", o) for o in outputs]
+    assert created[0] and created[1] and created[0][1] != created[1][1]
+    for output in outputs:
+        assert len(re.findall(r"^\s+\S+\s+(PENDING|RUNNING|COMPLETED)\s", output, re.M)) == 3
+
+
+@pytest.mark.parametrize("name", ["filtering.py", "retries_and_failures.py", "migration.py",
+                                  "health.py"])
+def test_every_example_runs_on_the_embedded_server(
+    api_url: str, tmp_path: pathlib.Path, template_db: pathlib.Path, name: str
+) -> None:
+    """No URL at all: the example starts a local server (the quickstart has its own test
+    below) and tells the same story as against PREFECT_API_URL."""
+    (tmp_path / "prefect.db").write_bytes(template_db.read_bytes())
+    local = run_example(name, {"PREFECT_HOME": str(tmp_path), "HOME": str(tmp_path)},
+                        timeout=180)
+    assert local.returncode == 0, local.stderr[-3000:]
+    remote = run_example(name, api(api_url))
+    assert normalised(local.stdout) == normalised(remote.stdout)
 
 
 def test_quickstart(api_url: str) -> None:
