@@ -21,11 +21,11 @@ A value that would make every call fail (a zero timeout, a malformed URL, ...) r
 import json
 import math
 import os
-import re
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple
 
 import msgspec
 
+from . import _headers
 from ._config_files import find_profile, read_dotenv, read_toml, toml_table
 
 __all__ = ["DEFAULT_CLOUD_API_URL", "MAX_RETRIES_LIMIT", "Settings", "load_settings"]
@@ -36,7 +36,6 @@ MAX_RETRIES_LIMIT = 10
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ENV_ONLY_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # Every variable read below starts with one of these.
 _ENV_PREFIXES = ("PREFECT_", "HOME", *_ENV_ONLY_CA_VARIABLES)
@@ -93,23 +92,8 @@ def _text(raw: Any, name: str) -> Optional[str]:
 
 def _secret(raw: Any, name: str) -> Optional[str]:
     if not isinstance(raw, str):
-        raise ValueError(f"{name} must be a string")
-    value = raw.strip() or None
-    if value is not None and any(c in value for c in "\r\n\0"):
-        raise ValueError(f"{name} contains a line break or NUL; it cannot be sent in a header")
-    return value
-
-
-def _api_key(raw: Any, name: str) -> Optional[str]:
-    value = _secret(raw, name)
-    if value is not None:
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"{name} has characters that cannot be sent in an HTTP header"
-            ) from None
-    return value
+        raise ValueError(f"{name} must be a string")  # not shown: it may be a secret
+    return _headers.secret(raw.strip(), name) or None
 
 
 def _url(raw: Any, name: str) -> Optional[str]:
@@ -209,7 +193,7 @@ def _status_codes(raw: Any, name: str) -> FrozenSet[int]:
     return frozenset(codes)
 
 
-def _headers(raw: Any, name: str) -> Dict[str, str]:
+def _header_map(raw: Any, name: str) -> Dict[str, str]:
     value = raw
     if isinstance(raw, str):
         if not raw.strip():
@@ -222,15 +206,7 @@ def _headers(raw: Any, name: str) -> Dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ValueError(f"{name} must be a JSON object of header names to string values")
-    for key, item in value.items():
-        if not _TOKEN.fullmatch(key):
-            raise ValueError(f"{name} has an invalid header name {key!r}")
-        try:
-            item.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"{name}: the value of {key} cannot be sent in a header") from None
-        if any(c in item for c in "\r\n\0"):
-            raise ValueError(f"{name}: the value of {key} contains a line break or NUL")
+    _headers.checked(value, name)  # names are tokens, values carry no control characters
     return dict(value)
 
 
@@ -244,7 +220,7 @@ class _Spec(NamedTuple):
 
 _SPECS = (
     _Spec("api_url", ("PREFECT_API_URL",), ("api", "url"), _url),
-    _Spec("api_key", ("PREFECT_API_KEY",), ("api", "key"), _api_key),
+    _Spec("api_key", ("PREFECT_API_KEY",), ("api", "key"), _secret),
     _Spec("auth_string", ("PREFECT_API_AUTH_STRING",), ("api", "auth_string"), _secret),
     _Spec("request_timeout", ("PREFECT_API_REQUEST_TIMEOUT",), ("api", "request_timeout"),
           _positive),
@@ -259,7 +235,7 @@ _SPECS = (
     _Spec("csrf_support_enabled", ("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED",),
           ("client", "csrf_support_enabled"), _boolean),
     _Spec("custom_headers", ("PREFECT_CLIENT_CUSTOM_HEADERS",), ("client", "custom_headers"),
-          _headers, is_table=True),
+          _header_map, is_table=True),
     _Spec("cloud_api_url", ("PREFECT_CLOUD_API_URL",), ("cloud", "api_url"), _url),
     _Spec("unit_test_mode", ("PREFECT_TESTING_UNIT_TEST_MODE", "PREFECT_UNIT_TEST_MODE"),
           ("testing", "unit_test_mode"), _boolean),
