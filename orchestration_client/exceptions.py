@@ -2,7 +2,8 @@
 
 OrchestrationClientError
  ├── PrefectHTTPStatusError   (also requests.HTTPError)
- │    └── ObjectNotFound       404
+ │    ├── ObjectNotFound       404
+ │    └── FeatureNotSupported  422: the server is too old for a feature used
  ├── APIConnectionError       (also requests.ConnectionError)
  ├── APITimeoutError          (also requests.Timeout)
  ├── ResponseDecodeError      (also ValueError)
@@ -20,11 +21,13 @@ from ._exceptions import (
     RequestValidationError,
     ResponseDecodeError,
 )
+from ._features import FeatureNotSupported
 
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "ClientClosedError",
+    "FeatureNotSupported",
     "ObjectNotFound",
     "OrchestrationClientError",
     "PrefectHTTPStatusError",

@@ -24,7 +24,8 @@ PUBLIC = {
         "State", "Suspended",
     ],
     "orchestration_client.exceptions": [
-        "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectNotFound",
+        "APIConnectionError", "APITimeoutError", "ClientClosedError", "FeatureNotSupported",
+        "ObjectNotFound",
         "OrchestrationClientError", "PrefectHTTPStatusError", "RequestValidationError",
         "ResponseDecodeError",
     ],
