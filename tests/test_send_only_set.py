@@ -1,19 +1,17 @@
 """Bodies carry only what the caller set; filters coerce what Prefect's coerce; a 422 that
 refuses a feature the server is too old for becomes ``FeatureNotSupported``.
 
-The same behaviour on real servers of every release is in ``tests/compat``."""
+The same behaviour on real servers of every release, and the check that every default we
+omit is the server's own, are in ``tests/compat``."""
 
 import datetime
 import json
-import subprocess
-import sys
 import uuid
 from typing import Any, Dict, Iterator
 
 import msgspec
 import pytest
 import responses
-from compat.defaults import our_defaults, server_defaults_script
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import (
@@ -83,23 +81,6 @@ def test_explicit_defaults_mean_the_same_as_the_server_default(
     assert last_body(mocked) == {
         "task_runs": {"operator": "or_", "flow_run_id": {"is_null_": True}}
     }
-
-
-def test_every_omitted_default_is_the_servers_default() -> None:
-    """What we leave out, the server fills in with the same value (Prefect 3.9.1's models
-    here; tests/compat checks each older release's models the same way)."""
-    theirs = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", server_defaults_script()],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    )  # fmt: skip
-    mismatches = {
-        key: (value, theirs.get(key, "<no such field>"))
-        for key, value in our_defaults().items()
-        if theirs.get(key, "<no such field>") != value
-    }
-    assert mismatches == {}
 
 
 def test_create_sends_no_empty_labels_tags_or_inputs(

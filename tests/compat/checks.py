@@ -323,7 +323,7 @@ def evaluate(check: Check, client: Any, ns: types.SimpleNamespace, world: World)
         if too_old and check.feature in features:
             return f"clear: {check.feature} needs {check.since}"
         text = " ".join(str(exc).split())
-        return f"FAIL: {type(exc).__name__}: {text[:300]}"
+        return f"FAIL: {type(exc).__name__}: {text[:600]}"
     if too_old:
         return f"FAIL: the server accepted {check.feature} before {check.since}"
     return "ok"
