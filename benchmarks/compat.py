@@ -116,6 +116,13 @@ def render(rows: List[Dict[str, Any]]) -> str:
             lines.append(f"| {row['server']} | - | - | {row['error']} |")
             continue
         ours_, theirs = row["ours"], row["prefect"]
+        if row["server"].startswith("2."):
+            lines.append(
+                f"| {row['server']} | {passed(ours_)}/{total} | {passed(theirs)}/{total} | both "
+                "clients' version check refuses a 2.x server; the other failures are 422s on "
+                "fields newer than 2.x |"
+            )
+            continue
         shown = f"{passed(ours_)}/{total}"
         if clear(ours_):
             shown += f" ({clear(ours_)} of them a clear `FeatureNotSupported`)"
