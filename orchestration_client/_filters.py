@@ -93,8 +93,10 @@ class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_def
                 continue
             if hint is Datetime and isinstance(value, str):
                 setattr(self, name, _parse_datetime(value, self, name))
-            elif isinstance(value, (list, tuple)) and not all(
-                isinstance(item, uuid.UUID) for item in value
+            elif (
+                hint is UUIDs
+                and isinstance(value, (list, tuple))
+                and not all(isinstance(item, uuid.UUID) for item in value)
             ):
                 setattr(self, name, [_parse_uuid(item, self, name) for item in value])
 
