@@ -58,10 +58,9 @@ FEATURES: Sequence[Feature] = (
     Feature("DeploymentFilterId.not_any_", "3.4", _extra("deployments", "id", "not_any_")),
     Feature("the FlowRunFilter.created_by filter", "3.6", _extra("flow_runs", "created_by")),
     Feature("the TaskRunFilter.end_time filter", "3.6", _extra("task_runs", "end_time")),
-    # No member sends labels (they are omitted while empty); kept so that a refusal of
-    # them is never misread.
-    Feature("task-run labels", "3.1", _extra("labels")),
 )
+# Task-run labels (3.1) are not here: no member takes labels, and empty ones are omitted,
+# so no request of ours can carry them.
 
 
 def _errors(detail: Any) -> List[Dict[str, Any]]:
