@@ -1,5 +1,9 @@
 """Request bodies the client sends. The server rejects unknown keys in each of them, so
-they refuse unknown fields too when the client re-reads a body to validate it."""
+they refuse unknown fields too when the client re-reads a body to validate it.
+
+Fields left at their default are omitted (``omit_defaults``): each default here is the
+server's own, so an omitted field means the same as a sent one, and a server that predates
+a field (``labels`` before 3.1) never sees it unless the caller really uses it."""
 
 import datetime
 import uuid
@@ -17,12 +21,13 @@ __all__ = ["SetTaskRunState", "StateCreate", "TaskRunCreate", "TaskRunUpdate", "
 NonNegative = Annotated[int, Meta(ge=0)]
 
 
-class _Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Base of request bodies."""
+class _Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of request bodies: only fields that differ from the server's default are sent."""
 
 
 class StateCreate(_Body, kw_only=True):
-    """A proposed state: no ``id`` or ``timestamp``, which the server assigns."""
+    """A proposed state: no ``id`` or ``timestamp``, which the server assigns. An omitted
+    ``name`` is derived from ``type`` by the server, as Prefect's client derives it."""
 
     type: StateType
     name: Optional[str] = None
@@ -32,7 +37,9 @@ class StateCreate(_Body, kw_only=True):
 
 
 class TaskRunCreate(_Body, kw_only=True):
-    """``POST /task_runs/``; ``id`` is left out entirely unless the caller chose one."""
+    """``POST /task_runs/``; ``id`` is left out entirely unless the caller chose one, and so
+    are empty ``tags``, ``labels`` and ``task_inputs``. An omitted ``name`` gets a random
+    one from the server, exactly as ``null`` does."""
 
     id: Union[uuid.UUID, UnsetType] = UNSET
     state: Optional[StateCreate] = None
@@ -44,9 +51,9 @@ class TaskRunCreate(_Body, kw_only=True):
     cache_expiration: Optional[datetime.datetime] = None
     task_version: Optional[str] = None
     empirical_policy: TaskRunPolicy
-    tags: List[str]
-    labels: KeyValueLabels
-    task_inputs: Dict[str, List[TaskInput]]
+    tags: List[str] = field(default_factory=list)
+    labels: KeyValueLabels = field(default_factory=dict)
+    task_inputs: Dict[str, List[TaskInput]] = field(default_factory=dict)
 
 
 class TaskRunUpdate(_Body, kw_only=True):
@@ -63,7 +70,9 @@ class SetTaskRunState(_Body, kw_only=True):
 
 
 class TaskRunsQuery(_Body, kw_only=True):
-    """``POST /task_runs/filter``: all seven keys always go out."""
+    """``POST /task_runs/filter``: unset filters, ``sort``, ``limit`` and a zero ``offset``
+    are omitted; the server reads a missing key as its default (``ID_DESC``, its default
+    limit, 0), exactly as it reads Prefect's explicit ``null``."""
 
     flows: Optional[FlowFilter] = None
     flow_runs: Optional[FlowRunFilter] = None

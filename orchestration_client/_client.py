@@ -41,6 +41,7 @@ from ._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdat
 from ._codec import BodyEncoder, ReplyDecoder
 from ._enums import TaskRunSort
 from ._exceptions import ClientClosedError, PrefectHTTPStatusError, redact_url
+from ._features import FeatureNotSupported, unsupported_features
 from ._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
 from ._schemas import OrchestrationResult, State, TaskInput, TaskRun
 from ._settings import load_settings
@@ -93,6 +94,7 @@ class SyncPrefectClient:
         self._closed = False
         self._lock = threading.Lock()
         self._server: Optional[LocalServer] = None
+        self._server_version: Optional[str] = None  # learned by api_version()
         if httpx_settings is not None and not isinstance(httpx_settings, Mapping):
             raise TypeError(
                 f"httpx_settings must be a mapping, got {type(httpx_settings).__name__}"
@@ -170,7 +172,9 @@ class SyncPrefectClient:
 
     def api_version(self) -> str:
         """The Prefect version the server runs (``GET /admin/version``), e.g. ``"3.9.1"``."""
-        return _version_string.decode(self._transport.request("GET", "/admin/version"))
+        version = _version_string.decode(self._transport.request("GET", "/admin/version"))
+        self._server_version = version
+        return version
 
     def client_version(self) -> str:
         """The Prefect version whose client this package mirrors; no request is made."""
@@ -250,13 +254,12 @@ class SyncPrefectClient:
             tags=list(
                 dict.fromkeys([*strings(tags, "task.tags"), *strings(extra_tags, "extra_tags")])
             ),
-            labels={},
             task_inputs=task_inputs or {},
         )
         if id is not None:
             body.id = as_uuid(id, "id")
         content = _create_body.encode(body, "create_task_run arguments")
-        run = _task_run.decode(self._transport.request("POST", "/task_runs/", content=content))
+        run = _task_run.decode(self._post_checking_features("/task_runs/", content))
         if id is not None and run.id != body.id:
             logger.warning(
                 "create_task_run asked for id %s, but the server already had run %s for this "
@@ -265,6 +268,31 @@ class SyncPrefectClient:
                 run.id,
             )
         return run
+
+    def _post_checking_features(self, path: str, content: bytes) -> requests.Response:
+        """POST; a 422 refusing a feature the server is too old for becomes
+        ``FeatureNotSupported``. The server's version is the one ``api_version()`` learned;
+        if it never ran, it is asked for once, only on that failure path, to name it."""
+        try:
+            return self._transport.request("POST", path, content=content)
+        except PrefectHTTPStatusError as exc:
+            if exc.status_code != 422 or not unsupported_features(exc.detail, self._server_version):
+                raise
+            version = self._server_version
+            if version is None:
+                try:
+                    version = self.api_version()
+                except Exception:
+                    version = None
+            features = unsupported_features(exc.detail, version)
+            if not features:
+                raise
+            raise FeatureNotSupported(
+                exc.response,
+                features=[(feature.name, feature.since) for feature in features],
+                server_version=version,
+                retries=exc.retries,
+            ) from None
 
     def read_task_run(self, task_run_id: Union[uuid.UUID, str]) -> TaskRun:
         """One task run by id; ``ObjectNotFound`` if there is none."""
@@ -280,10 +308,11 @@ class SyncPrefectClient:
         deployment_filter: Optional[DeploymentFilter] = None,
         sort: Optional[Union[TaskRunSort, str]] = None,
         limit: Optional[int] = None,
-        offset: int = 0,
+        offset: Optional[int] = 0,
     ) -> List[TaskRun]:
         """Task runs matching every given filter, in ``sort`` order (server default
-        ``ID_DESC``), at most ``limit`` (server default and maximum: 200) from ``offset``."""
+        ``ID_DESC``), at most ``limit`` (server default and maximum: 200) from ``offset``
+        (``None`` means 0, as in Prefect)."""
         if sort is not None and not isinstance(sort, TaskRunSort):
             if not isinstance(sort, str):
                 raise TypeError(f"sort must be a TaskRunSort, got {type(sort).__name__}")
@@ -300,12 +329,10 @@ class SyncPrefectClient:
             deployments=instance_or_none(deployment_filter, DeploymentFilter, "deployment_filter"),
             sort=sort,
             limit=count(limit, "limit", allow_none=True),
-            offset=count(offset, "offset", allow_none=False) or 0,
+            offset=count(offset, "offset", allow_none=True) or 0,
         )
         content = _query_body.encode(body, "read_task_runs filters")
-        return _task_runs.decode(
-            self._transport.request("POST", "/task_runs/filter", content=content)
-        )
+        return _task_runs.decode(self._post_checking_features("/task_runs/filter", content))
 
     def set_task_run_name(
         self, task_run_id: Union[uuid.UUID, str], name: Optional[str]

@@ -1,11 +1,15 @@
 """Filter models for ``read_task_runs``, with Prefect's class and field names.
 
-Two encodings, as Prefect sends them:
+Only what the caller set goes out: a field left at its default is omitted, and the server
+fills in the same default (every default here equals the server's, on every release from
+3.0 to 3.9; ``tests/compat`` checks that against each server's own models). So
+``operator="and_"`` or ``TaskRunFilterFlowRunId(is_null_=False)`` set explicitly mean
+exactly what they say, while fields a server does not know yet are never sent unless used.
 
-* ``FlowFilter``, ``TaskRunFilter``, ``DeploymentFilter`` and their parts go out in full:
-  every field, explicit ``null`` and the default ``"operator": "and_"`` included.
-* ``FlowRunFilter`` and its parts go out with fields left at their default omitted
-  (Prefect sends only the fields that were set). The server reads null and absent alike.
+As Prefect's filters do, these accept ISO-8601 strings for datetimes and ``str`` ids for
+UUIDs, converted when the filter is built; a bad string raises ``RequestValidationError``
+naming the field. Unknown keyword arguments stay a ``TypeError``: a typo in a filter must
+not silently match everything.
 
 The server rejects unknown keys at every depth, so these Structs also refuse unknown
 fields when the client validates a request body before sending it.
@@ -13,11 +17,12 @@ fields when the client validates a request body before sending it.
 
 import datetime
 import uuid
-from typing import List, Optional
+from typing import Any, ClassVar, Dict, List, Optional
 
 import msgspec
 
 from ._enums import Operator, StateType
+from ._exceptions import RequestValidationError
 
 __all__ = [
     "DeploymentFilter",
@@ -67,12 +72,64 @@ UUIDs = Optional[List[uuid.UUID]]
 Strings = Optional[List[str]]
 
 
-class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Full-dump filter: every field is sent, nulls included."""
+class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every filter: sends only fields that differ from their (server-side) default,
+    and turns ISO-8601 strings and ``str`` ids into datetimes and UUIDs when built."""
+
+    _coerced: ClassVar[Dict[str, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._coerced = {
+            name: hint
+            for name, hint in getattr(cls, "__annotations__", {}).items()
+            if hint in (Datetime, UUIDs)
+        }
+
+    def __post_init__(self) -> None:
+        for name, hint in self._coerced.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if hint is Datetime and isinstance(value, str):
+                setattr(self, name, _parse_datetime(value, self, name))
+            elif (
+                hint is UUIDs
+                and isinstance(value, (list, tuple))
+                and not all(isinstance(item, uuid.UUID) for item in value)
+            ):
+                setattr(self, name, [_parse_uuid(item, self, name) for item in value])
 
 
-class _SetFieldsFilter(_Filter, omit_defaults=True):
-    """Filter that sends only the fields changed from their default (Prefect's exclude-unset)."""
+def _where(obj: Any, name: str) -> str:
+    return f"{type(obj).__name__}.{name}"
+
+
+def _parse_datetime(text: str, obj: Any, name: str) -> datetime.datetime:
+    """An ISO-8601 string as a datetime; without an offset it means UTC, as in Prefect."""
+    try:
+        parsed = msgspec.convert(text, datetime.datetime)
+    except msgspec.ValidationError:
+        try:  # also what RFC 3339 leaves out, such as a bare date
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise RequestValidationError(
+                f"{_where(obj, name)} must be a datetime or an ISO-8601 string, got {text!r}"
+            ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def _parse_uuid(item: Any, obj: Any, name: str) -> Any:
+    if not isinstance(item, str):
+        return item  # anything else is refused, naming the path, before sending
+    try:
+        return uuid.UUID(item)
+    except ValueError:
+        raise RequestValidationError(
+            f"{_where(obj, name)} must hold UUIDs or UUID strings, got {item!r}"
+        ) from None
 
 
 # ---- flows -------------------------------------------------------------------------------
@@ -102,106 +159,106 @@ class FlowFilter(_Filter, kw_only=True):
     tags: Optional[FlowFilterTags] = None
 
 
-# ---- flow runs (sent exclude-unset) -------------------------------------------------------
+# ---- flow runs -------------------------------------------------------------------------
 
 
-class FlowRunFilterId(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterId(_Filter, kw_only=True):
     any_: UUIDs = None
     not_any_: UUIDs = None
 
 
-class FlowRunFilterName(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterName(_Filter, kw_only=True):
     any_: Strings = None
     like_: Optional[str] = None
 
 
-class FlowRunFilterTags(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterTags(_Filter, kw_only=True):
     operator: Operator = Operator.and_
     all_: Strings = None
     any_: Strings = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilterDeploymentId(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterDeploymentId(_Filter, kw_only=True):
     operator: Operator = Operator.and_
     any_: UUIDs = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilterWorkQueueName(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterWorkQueueName(_Filter, kw_only=True):
     operator: Operator = Operator.and_
     any_: Strings = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilterStateType(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterStateType(_Filter, kw_only=True):
     any_: Optional[List[StateType]] = None
     not_any_: Optional[List[StateType]] = None
 
 
-class FlowRunFilterStateName(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterStateName(_Filter, kw_only=True):
     any_: Strings = None
     not_any_: Strings = None
 
 
-class FlowRunFilterState(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterState(_Filter, kw_only=True):
     operator: Operator = Operator.and_
     type: Optional[FlowRunFilterStateType] = None
     name: Optional[FlowRunFilterStateName] = None
 
 
-class FlowRunFilterFlowVersion(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterFlowVersion(_Filter, kw_only=True):
     any_: Strings = None
 
 
-class FlowRunFilterStartTime(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterStartTime(_Filter, kw_only=True):
     before_: Datetime = None
     after_: Datetime = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilterEndTime(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterEndTime(_Filter, kw_only=True):
     before_: Datetime = None
     after_: Datetime = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilterExpectedStartTime(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterExpectedStartTime(_Filter, kw_only=True):
     before_: Datetime = None
     after_: Datetime = None
 
 
-class FlowRunFilterNextScheduledStartTime(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterNextScheduledStartTime(_Filter, kw_only=True):
     before_: Datetime = None
     after_: Datetime = None
 
 
-class FlowRunFilterParentFlowRunId(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterParentFlowRunId(_Filter, kw_only=True):
     """Matches subflow runs whose parent task run belongs to one of these flow runs."""
 
     operator: Operator = Operator.and_
     any_: UUIDs = None
 
 
-class FlowRunFilterParentTaskRunId(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterParentTaskRunId(_Filter, kw_only=True):
     operator: Operator = Operator.and_
     any_: UUIDs = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilterIdempotencyKey(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterIdempotencyKey(_Filter, kw_only=True):
     any_: Strings = None
     not_any_: Strings = None
 
 
-class FlowRunFilterCreatedBy(_SetFieldsFilter, kw_only=True):
+class FlowRunFilterCreatedBy(_Filter, kw_only=True):
     operator: Operator = Operator.and_
     id_: UUIDs = None
     type_: Strings = None
     is_null_: Optional[bool] = None
 
 
-class FlowRunFilter(_SetFieldsFilter, kw_only=True):
+class FlowRunFilter(_Filter, kw_only=True):
     """Select task runs whose flow run matches. Even an empty one drops task runs that
     have no flow run."""
 

@@ -4,7 +4,8 @@ PrefectException             (same name as Prefect's, for ``except PrefectExcept
  └── OrchestrationClientError
       ├── PrefectHTTPStatusError   (also requests.HTTPError)
       │    ├── ObjectNotFound       404
-      │    └── ObjectAlreadyExists  409, constructible as in Prefect
+      │    ├── ObjectAlreadyExists  409, constructible as in Prefect
+      │    └── FeatureNotSupported  422: the server is too old for a feature used
       ├── APIConnectionError       (also requests.ConnectionError)
       ├── APITimeoutError          (also requests.Timeout)
       ├── ResponseDecodeError      (also ValueError)
@@ -24,11 +25,13 @@ from ._exceptions import (
     RequestValidationError,
     ResponseDecodeError,
 )
+from ._features import FeatureNotSupported
 
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "ClientClosedError",
+    "FeatureNotSupported",
     "ObjectAlreadyExists",
     "ObjectNotFound",
     "OrchestrationClientError",

@@ -75,8 +75,12 @@ class PrefectServer:
         *,
         port: Optional[int] = None,
         env: Optional[Dict[str, str]] = None,
+        executable: Optional[str] = None,
+        no_services_flag: bool = True,
     ) -> None:
         home.mkdir(parents=True, exist_ok=True)
+        self.executable = executable or prefect_executable()
+        self.no_services_flag = no_services_flag  # servers before 3.1 lack --no-services
         if template_db is not None and not (home / "prefect.db").exists():
             shutil.copy(template_db, home / "prefect.db")
         self.home = home
@@ -90,8 +94,8 @@ class PrefectServer:
     def start(self, timeout: float = STARTUP_TIMEOUT) -> "PrefectServer":
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [prefect_executable(), "server", "start", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-services"],
+            [self.executable, "server", "start", "--host", "127.0.0.1",
+             "--port", str(self.port), *(["--no-services"] if self.no_services_flag else [])],
             env=server_environment(self.home, self.extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -75,14 +75,14 @@ CASES: "list[tuple[str, Callable[[SyncPrefectClient], Any], type, str]]" = [
     # read_task_runs
     ("filter wrong class", lambda c: c.read_task_runs(flow_filter=TaskRunFilter()), TypeError, "flow_filter must be a FlowFilter"),
     ("filter dict", lambda c: c.read_task_runs(task_run_filter={"id": None}), TypeError, "task_run_filter must be a TaskRunFilter"),
-    ("filter deep bad uuid", lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=["zz"]))), ValueError, "$.flow_runs.id.any_[0]"),
+    ("filter deep bad uuid", lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=["zz"]))), ValueError, "FlowRunFilterId.any_ must hold UUIDs"),
     ("filter deep bad type", lambda c: c.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_="a"))), TypeError, "$.task_runs.tags.all_"),
-    ("filter deep bad date", lambda c: c.read_task_runs(task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(after_="yesterday"))), ValueError, "$.task_runs.start_time.after_"),
+    ("filter deep bad date", lambda c: c.read_task_runs(task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(after_="yesterday"))), ValueError, "TaskRunFilterStartTime.after_ must be a datetime or an ISO-8601 string"),
     ("filter bad operator", lambda c: c.read_task_runs(flow_filter=FlowFilter(operator="xor_")), ValueError, "$.flows.operator"),
     ("limit negative", lambda c: c.read_task_runs(limit=-1), ValueError, "limit must be >= 0"),
     ("limit float", lambda c: c.read_task_runs(limit=2.5), TypeError, "limit must be an int"),
     ("offset negative", lambda c: c.read_task_runs(offset=-1), ValueError, "offset must be >= 0"),
-    ("offset None", lambda c: c.read_task_runs(offset=None), TypeError, "offset must be an int"),
+    ("offset str", lambda c: c.read_task_runs(offset="1"), TypeError, "offset must be an int"),
     ("sort unknown", lambda c: c.read_task_runs(sort="RANDOM"), ValueError, "sort must be one of"),
     ("sort int", lambda c: c.read_task_runs(sort=1), TypeError, "sort must be a TaskRunSort"),
 ]  # fmt: skip

@@ -55,8 +55,8 @@ EMPTY_DETAILS = {
 
 
 def state_body(type_: str, name: str, **details: Any) -> Dict[str, Any]:
-    return {"type": type_, "name": name, "message": None,
-            "state_details": {**EMPTY_DETAILS, **details}, "data": None}  # fmt: skip
+    """A state as sent: ``message`` and ``data`` are omitted while None (server defaults)."""
+    return {"type": type_, "name": name, "state_details": {**EMPTY_DETAILS, **details}}
 
 
 @pytest.fixture
@@ -165,13 +165,13 @@ def test_create_minimal_body(
     request = sent(mocked)
     assert request.method == "POST" and request.url == f"{API}/task_runs/"
     assert request.headers["Content-Type"] == "application/json"
+    # Only what was set: no null name/flow_run_id/cache fields, no empty tags, labels or
+    # task_inputs (a 3.0 server refuses "labels"); the server's defaults are the same.
     assert body(mocked) == {
         "state": state_body("PENDING", "Pending"),
-        "name": None, "flow_run_id": None, "task_key": Task(name="load").task_key,
-        "dynamic_key": "0", "cache_key": None, "cache_expiration": None, "task_version": None,
+        "task_key": Task(name="load").task_key, "dynamic_key": "0",
         "empirical_policy": {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0,
                              "retry_delay": 0, "retry_jitter_factor": None},
-        "tags": [], "labels": {}, "task_inputs": {},
     }  # fmt: skip
     assert "id" not in body(mocked)  # omitted entirely, not null
     assert run.id == uuid.UUID(reply["id"])
@@ -212,10 +212,10 @@ def test_create_full_body(
         "id": str(RUN_ID),
         "state": {**state_body("RUNNING", "Running"), "message": "m"},
         "name": "nm", "flow_run_id": str(FLOW_RUN_ID), "task_key": "my_task-70388178",
-        "dynamic_key": "0", "cache_key": None, "cache_expiration": None, "task_version": "1.0",
+        "dynamic_key": "0", "task_version": "1.0",
         "empirical_policy": {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 2,
                              "retry_delay": [1, 3], "retry_jitter_factor": 0.5},
-        "tags": ["a", "x", "b"], "labels": {},
+        "tags": ["a", "x", "b"],
         "task_inputs": {"x": [{"input_type": "task_run", "id": str(other)},
                               {"input_type": "parameter", "name": "p"},
                               {"input_type": "constant", "type": "int"},
@@ -307,7 +307,8 @@ def test_read_task_run_404(mocked: responses.RequestsMock, client: SyncPrefectCl
 def test_read_task_runs_worked_body(
     mocked: responses.RequestsMock, client: SyncPrefectClient, fixture_bytes: Callable[[str], bytes]
 ) -> None:
-    """The wire reference's worked example (section 7.4)."""
+    """The wire reference's worked example (section 7.4), sent as we send it: only what the
+    caller set (the reference's nulls and defaults are the server's defaults)."""
     mocked.post(f"{API}/task_runs/filter", body=fixture_bytes("task_runs_filter"))
     x, y = uuid.UUID(int=1), uuid.UUID(int=2)
     runs = client.read_task_runs(
@@ -324,14 +325,11 @@ def test_read_task_runs_worked_body(
     )
     assert sent(mocked).url == f"{API}/task_runs/filter"
     assert body(mocked) == {
-        "flows": None,
         "flow_runs": {"id": {"any_": [str(y)]}},
-        "task_runs": {"operator": "and_", "id": None, "name": None, "tags": None,
-                      "state": {"operator": "and_", "type": {"any_": ["COMPLETED"]}, "name": None},
-                      "start_time": {"before_": None, "after_": "2026-01-01T00:00:00Z", "is_null_": None},
-                      "end_time": None, "subflow_runs": None,
-                      "flow_run_id": {"any_": [str(x)], "is_null_": False}},
-        "deployments": None, "sort": "NAME_ASC", "limit": 10, "offset": 0,
+        "task_runs": {"state": {"type": {"any_": ["COMPLETED"]}},
+                      "start_time": {"after_": "2026-01-01T00:00:00Z"},
+                      "flow_run_id": {"any_": [str(x)]}},
+        "sort": "NAME_ASC", "limit": 10,
     }  # fmt: skip
     assert [run.id for run in runs] == [
         uuid.UUID(r["id"]) for r in json.loads(fixture_bytes("task_runs_filter"))
@@ -341,15 +339,13 @@ def test_read_task_runs_worked_body(
 def test_read_task_runs_defaults(mocked: responses.RequestsMock, client: SyncPrefectClient) -> None:
     mocked.post(f"{API}/task_runs/filter", json=[])
     assert client.read_task_runs() == []
-    assert body(mocked) == {
-        "flows": None,
-        "flow_runs": None,
-        "task_runs": None,
-        "deployments": None,
-        "sort": None,
-        "limit": None,
-        "offset": 0,
-    }
+    # Every key is the server's default (FastAPI reads a missing key as its default).
+    assert body(mocked) == {}
+    assert client.read_task_runs(offset=None, limit=None, sort=None) == []
+    assert body(mocked) == {}
+    client.read_task_runs(offset=3)
+    assert body(mocked) == {"offset": 3}
+
 
 
 def test_read_task_run_states(

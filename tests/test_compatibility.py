@@ -1,40 +1,113 @@
-"""The oldest supported stack: Python 3.9 with urllib3 1.26 (what botocore still pins on
-Python 3.9, e.g. in AWS Lambda). The unit and stub-server tests run again there, in a
-fresh virtualenv."""
+"""The unit and stub-server tests on every CPython we support (3.9 to 3.13), and once more
+with the lowest dependency versions setup.cfg declares (on the lowest Python).
 
-import glob
+Each run gets its own virtualenv, cached outside the repository and keyed by interpreter
+and pins (``tests/compat/venvs.py``); runs go two at a time (this project's CI machine has
+two cores). A missing interpreter fails, naming it; so does a venv pip cannot build, with
+pip's error.
+"""
+
+import concurrent.futures
+import configparser
+import os
 import pathlib
-import shutil
+import re
 import subprocess
+import sys
+from typing import Dict, List, Tuple
 
 import pytest
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from compat.venvs import PYENV, VenvBuildError, cached_venv, find_python
+
+pytestmark = pytest.mark.compat
+
 ROOT = pathlib.Path(__file__).parents[1]
-OLDEST = ["urllib3==1.26.20", "requests>=2.28", "msgspec>=0.18", "tomli>=1.1.0",
-          "pytest", "responses"]
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+TEST_TOOLS = ["pytest>=7", "responses>=0.23", "requests-mock>=1.11", "opentelemetry-sdk>=1.20",
+              "opentelemetry-instrumentation-requests>=0.41b0"]
+#: What the unit suite leaves to other tests: real servers, Prefect's client, lint, itself.
+IGNORED = ["tests/integration", "tests/compat", "tests/test_differential.py",
+           "tests/test_quality.py", "tests/test_compatibility.py"]  # fmt: skip
 
 
-def python39() -> str:
-    found = sorted(glob.glob("/root/.pyenv/versions/3.9*/bin/python3.9")) or [
-        path for path in [shutil.which("python3.9")] if path
-    ]
-    if not found:
-        pytest.skip("no Python 3.9 interpreter on this machine")
-    return found[-1]
+def declared_requirements() -> List[str]:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    lines = config["options"]["install_requires"].strip().splitlines()
+    return [line.strip() for line in lines if line.strip()]
 
 
-def test_unit_suite_on_python39_with_urllib3_126(tmp_path: pathlib.Path) -> None:
-    venv = tmp_path / "py39"
-    subprocess.run([python39(), "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", *OLDEST], check=True,
-                   capture_output=True, timeout=600)
-    result = subprocess.run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",
-         "--ignore=tests/integration", "--ignore=tests/test_differential.py",
-         "--ignore=tests/test_quality.py", "--ignore=tests/test_compatibility.py"],
-        cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout.splitlines()[-1]
+def floors(requirements: List[str]) -> List[str]:
+    """``name>=X`` becomes ``name==X``: the oldest release we claim to support. A
+    requirement without a floor stays as it is."""
+    pinned = []
+    for requirement in requirements:
+        spec, _, marker = requirement.partition(";")
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-\[\]]+)\s*>=\s*([0-9][^,\s]*)\s*", spec)
+        if match is None:
+            pinned.append(requirement)
+            continue
+        pinned.append(f"{match[1]}=={match[2]}" + (f";{marker}" if marker else ""))
+    return pinned
+
+
+RUNS: Dict[str, Tuple[str, List[str], str]] = {
+    **{f"python{minor}": (minor, declared_requirements(), "declared") for minor in PYTHONS},
+    "lowest declared dependencies": (PYTHONS[0], floors(declared_requirements()), "floors"),
+}
+
+
+def run_suite(minor: str, requirements: List[str], name: str, home: pathlib.Path) -> str:
+    """Run the unit suite; return "" on success, else what failed."""
+    python = find_python(minor)
+    if python is None:
+        return (f"no Python {minor} interpreter: looked for {PYENV}/versions/{minor}.*/bin/"
+                f"python{minor} and python{minor} on PATH; install it (pyenv install {minor})")  # fmt: skip
+    try:
+        venv = cached_venv("pythons", name, python, [*requirements, *TEST_TOOLS])
+    except VenvBuildError as exc:
+        return str(exc)
+    home.mkdir(parents=True, exist_ok=True)
+    command = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-m", "not compat", "tests", *(f"--ignore={path}" for path in IGNORED)]  # fmt: skip
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "HOME": str(home), "LANG": "C.UTF-8"}  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)  # fmt: skip
+    last = (result.stdout.strip().splitlines() or [""])[-1]
+    if result.returncode != 0 or " passed" not in last:
+        return f"{' '.join(command)}\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, "concurrent.futures.Future[str]"]:
+    """All runs, started at once, two at a time."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    home = tmp_path_factory.mktemp("homes")
+    futures = {
+        label: pool.submit(run_suite, minor, requirements, name, home / re.sub(r"\W", "_", label))
+        for label, (minor, requirements, name) in RUNS.items()
+    }
+    pool.shutdown(wait=False)
+    return futures
+
+
+@pytest.mark.parametrize("label", list(RUNS))
+def test_unit_suite(outcomes: Dict[str, "concurrent.futures.Future[str]"], label: str) -> None:
+    minor, requirements, _ = RUNS[label]
+    failure = outcomes[label].result(timeout=1800)
+    assert failure == "", f"unit suite on Python {minor} with {requirements}:\n{failure}"
+
+
+def test_floors_are_written_where_users_read_them() -> None:
+    """The README states the same floors as setup.cfg."""
+    readme = (ROOT / "README.md").read_text()
+    for pin in floors(declared_requirements()):
+        if "==" not in pin:
+            continue
+        name, version = pin.split(";")[0].split("==")
+        assert f"{name} {version}" in readme or f"{name}>={version}" in readme, pin

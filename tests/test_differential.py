@@ -3,8 +3,12 @@ send the same requests (method, path, query, JSON body) to a recording HTTP serv
 127.0.0.1, and return objects with the same values for the same replies.
 
 Allowed differences, as the issue lists them: key order, client-generated values (the
-random CSRF client id), and tag order (Prefect builds tags from a set). Everything else
-must be equal; the README lists the deliberate differences that remain (none on the wire).
+random CSRF client id), tag order (Prefect builds tags from a set), and one deliberate
+difference (README, "Deliberate differences"): we omit body keys whose value is the server's
+own default, where Prefect sends them (``null`` filters, ``"labels": {}``, ...). So before
+comparing, keys equal to the server's default are dropped from both bodies, the defaults
+read from the Prefect server's request models (not from ours). Everything else must be
+equal.
 """
 
 import datetime
@@ -140,12 +144,81 @@ def sides(server: RecordingServer, tmp_path_factory: pytest.TempPathFactory) -> 
     patch.undo()
 
 
+def server_default(field: Any) -> Any:
+    """A server model field's default as JSON, or ``NO_DEFAULT``."""
+    from pydantic import BaseModel
+
+    if field.is_required():
+        return NO_DEFAULT
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, BaseModel):
+        return default.model_dump(mode="json")
+    return default.value if isinstance(default, enum.Enum) else default
+
+
+NO_DEFAULT = object()
+
+
+def drop_server_defaults(body: Any, model: Any) -> Any:
+    """``body`` without the keys whose value equals ``model``'s default, recursively into
+    fields that are themselves server models. ``null`` for a field with a random default
+    (a run's ``name``) is dropped too: the server reads null and absent alike there."""
+    import typing
+
+    from pydantic import BaseModel
+
+    if not isinstance(body, dict):
+        return body
+    kept = {}
+    for key, item in body.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            kept[key] = item
+            continue
+        default = server_default(field)
+        random_default = field.default_factory is not None and key == "name"
+        if item == default or (item is None and random_default):
+            continue
+        nested = [t for t in (field.annotation, *typing.get_args(field.annotation))
+                  if isinstance(t, type) and issubclass(t, BaseModel)]  # fmt: skip
+        kept[key] = drop_server_defaults(item, nested[0]) if nested else item
+    return kept
+
+
+def drop_query_defaults(body: Dict[str, Any]) -> Dict[str, Any]:
+    """``POST /task_runs/filter``: FastAPI reads a ``null`` body key as absent, so null
+    filters, sort and limit, and a zero offset, are the server's defaults."""
+    import prefect.server.schemas.filters as server_filters
+
+    models = {"flows": server_filters.FlowFilter, "flow_runs": server_filters.FlowRunFilter,
+              "task_runs": server_filters.TaskRunFilter,
+              "deployments": server_filters.DeploymentFilter}  # fmt: skip
+    kept = {}
+    for key, item in body.items():
+        if item is None or (key == "offset" and item == 0):
+            continue
+        kept[key] = drop_server_defaults(item, models[key]) if key in models else item
+    return kept
+
+
 def normalise_request(request: Recorded) -> Recorded:
+    import prefect.server.schemas.actions as server_actions
+
     method, path, query, body = request
     if path == "/api/csrf-token":
         query = {"client": ["<random>"]}
     if isinstance(body, dict) and isinstance(body.get("tags"), list):
         body = {**body, "tags": sorted(body["tags"])}
+    if method == "POST" and isinstance(body, dict):
+        if path == "/api/task_runs/":
+            body = drop_server_defaults(body, server_actions.TaskRunCreate)
+        elif path == "/api/task_runs/filter":
+            body = drop_query_defaults(body)
+        elif path.endswith("/set_state"):
+            body = {
+                **({"force": body["force"]} if body.get("force") else {}),
+                "state": drop_server_defaults(body["state"], server_actions.StateCreate),
+            }
     return method, path, query, body
 
 

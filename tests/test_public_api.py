@@ -24,8 +24,8 @@ PUBLIC = {
         "State", "Suspended",
     ],
     "orchestration_client.exceptions": [
-        "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectAlreadyExists",
-        "ObjectNotFound", "OrchestrationClientError", "PrefectException",
+        "APIConnectionError", "APITimeoutError", "ClientClosedError", "FeatureNotSupported",
+        "ObjectAlreadyExists", "ObjectNotFound", "OrchestrationClientError", "PrefectException",
         "PrefectHTTPStatusError", "RequestValidationError",
         "ResponseDecodeError",
     ],
