@@ -114,6 +114,9 @@ def _errors_as_raised(mocked: responses.RequestsMock) -> List[BaseException]:
     mocked.get(f"{API}/task_runs/{other}", body=b'"not a task run"')
     mocked.get(f"{API}/hello", body=requests.ConnectionError("refused"))
     mocked.get(f"{API}/task_run_states/", body=requests.exceptions.ReadTimeout("slow"))
+    mocked.get(f"{API}/csrf-token", status=422, json={"detail": "CSRF protection is disabled."})
+    mocked.post(f"{API}/task_runs/filter", status=422, json={"exception_detail": [
+        {"loc": ["body", "sort"], "type": "enum", "input": "DURATION_ASC"}]})
     errors: List[BaseException] = []
     for call in (
         lambda: client.read_task_run(RUN_ID),
@@ -121,6 +124,7 @@ def _errors_as_raised(mocked: responses.RequestsMock) -> List[BaseException]:
         lambda: client.read_task_run(other),
         client.hello,
         lambda: client.read_task_run_states(RUN_ID),
+        lambda: client.read_task_runs(sort="DURATION_ASC"),
     ):
         with pytest.raises(Exception) as caught:
             call()
