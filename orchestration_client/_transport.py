@@ -7,10 +7,21 @@ adapter and the CSRF token. It knows nothing about task runs.
 Thread safety: after construction the session is only read, the connection pool is
 thread-safe, and the CSRF token and the "server has answered" flag are guarded, so one
 ``Transport`` may serve many threads at once.
+
+Processes: a forked child never uses a connection it inherited. Right after ``os.fork``
+(and so in ``multiprocessing`` and prefork servers) every live transport drops its pools
+and CSRF token in the child without touching them; a pid check in ``send`` covers forks
+that bypass Python's fork hooks. The child opens fresh connections on first use.
+
+Each attempt's reply is read whole inside urllib3 (``_connection``): the read timeout
+bounds the whole reply, its decoded size is capped, interim replies are skipped, and a
+reset in the middle of a body is retried like any other broken connection.
 """
 
 import base64
 import logging
+import os
+import weakref
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
@@ -18,17 +29,28 @@ import requests
 import requests.adapters
 import requests.structures
 import requests.utils
+import urllib3.exceptions
 
 from . import _httpx_settings as _httpx
+from ._connection import (
+    BoundedAdapter,
+    ReplyRejected,
+    call_in_child_after_fork,
+    max_reply_bytes,
+)
 from ._csrf import CsrfToken
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     ClientClosedError,
     ObjectNotFound,
+    OrchestrationClientError,
     PrefectHTTPStatusError,
+    ResponseDecodeError,
     redact_url,
 )
+from ._redirects import OriginSession
+from ._reply_errors import ReplyTooLargeError, bodiless_response
 from ._retry import PrefectRetry
 from ._settings import Settings
 from ._version import SERVER_API_VERSION, USER_AGENT
@@ -43,6 +65,17 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
 _PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
+# Statuses that say the server did not act on the request, so even a call that must not be
+# repeated once applied (``idempotent=False``) may be re-sent after them.
+_NOT_APPLIED_STATUSES = frozenset({408, 429, 503})
+# The encodings _connection decodes under the size cap.
+_ACCEPT_ENCODING = "gzip, deflate"
+_CA_VARIABLES = (
+    "PREFECT_API_SSL_CERT_FILE",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 
 
 class Transport:
@@ -81,19 +114,29 @@ class Transport:
         )
         self.follow_redirects = bool(options.get("follow_redirects", not settings.unit_test_mode))
 
-        def retry_policy(first_contact: bool) -> PrefectRetry:
-            return PrefectRetry.for_client(
+        def retry_policy(first_contact: bool, idempotent: bool) -> PrefectRetry:
+            policy = PrefectRetry.for_client(
                 max_retries=settings.max_retries,
                 jitter_factor=settings.retry_jitter_factor,
                 extra_codes=settings.retry_extra_codes,
                 first_contact=first_contact,
             )
+            if idempotent:
+                return policy
+            # Only what surely did not reach the server, or was refused unprocessed.
+            return policy.new(
+                read=False,
+                status_forcelist=_NOT_APPLIED_STATUSES & frozenset(policy.status_forcelist or ()),
+            )
 
         # Until the server first answers, connection failures fail fast; then the adapter
-        # switches to the full policy (see send()).
-        self._retry_after_contact = retry_policy(first_contact=False)
-        self._adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry_policy(True)
+        # switches to the full policy (see send()). Index: [idempotent].
+        self._retries = (retry_policy(True, False), retry_policy(True, True))
+        self._retries_after_contact = (retry_policy(False, False), retry_policy(False, True))
+        self._adapter = BoundedAdapter(
+            max_reply_bytes=max_reply_bytes(os.environ),
+            pool_maxsize=POOL_MAXSIZE,
+            max_retries=self._retries[True],
         )
         self._max_retries = settings.max_retries
         self._params: Dict[str, str] = {
@@ -106,6 +149,8 @@ class Transport:
             requests.structures.CaseInsensitiveDict(self.session.headers)
         )
         self.csrf = CsrfToken(settings.csrf_support_enabled and not self.is_cloud)
+        self._pid = os.getpid()
+        _LIVE.add(self)
 
     def _build_session(
         self,
@@ -115,7 +160,7 @@ class Transport:
         auth_string: Optional[str],
         api_version: Optional[str],
     ) -> requests.Session:
-        session = requests.Session()
+        session = OriginSession()
         # Environment lookups (proxies, CA bundle, netrc) are done once here, not per call.
         session.trust_env = False
         session.proxies = requests.utils.get_environ_proxies(self.base_url)
@@ -124,12 +169,15 @@ class Transport:
         session.verify = _httpx.tls_verify(options, settings)
         if "cert" in options:
             session.cert = options["cert"]
+        if self.base_url.startswith("https://"):
+            _check_tls_files(session.verify, session.cert, "verify" in options)
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)
         session.mount("https://", self._adapter)
 
         headers = session.headers
+        headers["Accept-Encoding"] = _ACCEPT_ENCODING
         for name, value in dict(options.get("headers") or {}).items():
             if name.lower() == "user-agent" or name.lower() in _CSRF_HEADERS:
                 continue
@@ -159,13 +207,24 @@ class Transport:
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        idempotent: bool = True,
     ) -> requests.Response:
-        """One request with retries; returns whatever status came back last."""
+        """One request with retries; returns whatever status came back last, its body read.
+
+        ``idempotent=False`` is for a request that must not be applied twice: it is then
+        re-sent only when it surely did not reach the server (the connection could not be
+        made) or the server refused it unprocessed (408, 429, 503), never after a broken
+        reply or another retried status.
+        """
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
+        if self._pid != os.getpid():
+            self._forget_parent_connections()
         prepared = self._prepare(method, path, content, params, extra_headers)
-        url = prepared.url or ""
         session = self.session
+        self._adapter.use_retries(
+            (self._retries_after_contact if self._contacted else self._retries)[idempotent]
+        )
         try:
             response = session.send(
                 prepared,
@@ -174,20 +233,65 @@ class Transport:
                 verify=session.verify,
                 cert=session.cert,
                 proxies=session.proxies,
-                stream=False,
+                stream=True,
             )
-        except requests.exceptions.ReadTimeout as exc:
-            raise APITimeoutError(
-                f"{method} {redact_url(url)}: no reply within {self._read_timeout()} s"
-            ) from exc
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise APIConnectionError(
-                f"Could not reach the Prefect API for {method} {redact_url(url)}: {_reason(exc)}"
-            ) from exc
+            # The body is already in memory (read whole by _connection); take it in one
+            # read instead of requests' 10 KiB chunks.
+            response._content = response.raw.read(decode_content=True)
+        except OrchestrationClientError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, prepared) from exc
         if not self._contacted:
             self._contacted = True
-            self._adapter.max_retries = self._retry_after_contact
         return response
+
+    def _error(self, exc: Exception, prepared: requests.PreparedRequest) -> Exception:
+        """The package error for a failure while sending ``prepared`` or reading its reply."""
+        method, url = prepared.method or "", redact_url(prepared.url or "")
+        if isinstance(exc, ReplyRejected):
+            endpoint = f"{method} {urlsplit(prepared.url or '').path}"
+            response = bodiless_response(prepared, exc.status, exc.reason, exc.headers)
+            message = f"{endpoint} answered {exc.status}, but {exc}"
+            if exc.limit:
+                return ReplyTooLargeError(
+                    message, endpoint=endpoint, response=response, limit=exc.limit
+                )
+            return ResponseDecodeError(message, endpoint=endpoint, response=response)
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return APITimeoutError(
+                f"{method} {url}: no reply within {self._read_timeout()} s "
+                "(the whole reply must arrive within the read timeout)"
+            )
+        if isinstance(
+            exc, (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
+        ):
+            endpoint = f"{method} {urlsplit(prepared.url or '').path}"
+            return ResponseDecodeError(
+                f"{endpoint}: the reply body could not be decoded: {_reason(exc)}",
+                endpoint=endpoint,
+                response=bodiless_response(prepared, 0, "", {}),
+            )
+        if isinstance(exc, requests.TooManyRedirects):
+            return APIConnectionError(
+                f"Could not reach the Prefect API for {method} {url}: "
+                f"too many redirects (more than {self.session.max_redirects})"
+            )
+        if isinstance(exc, (requests.RequestException, OSError)):
+            return APIConnectionError(
+                f"Could not reach the Prefect API for {method} {url}: {_reason(exc)}"
+            )
+        if isinstance(exc, (OverflowError, RecursionError)):
+            return APIConnectionError(
+                f"{method} {url} failed while handling the reply: {type(exc).__name__}: {exc}"
+            )
+        return exc
+
+    def _forget_parent_connections(self) -> None:
+        """In a forked child: never touch the parent's sockets, locks or CSRF token."""
+        self._pid = os.getpid()
+        self._adapter.forget_connections()
+        self.csrf = CsrfToken(self.csrf.enabled)
 
     def _prepare(
         self,
@@ -229,11 +333,15 @@ class Transport:
         *,
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
+        idempotent: bool = True,
     ) -> requests.Response:
-        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply."""
+        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
+        ``idempotent=False``: see :meth:`send`."""
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers(self) if csrf else None
-        response = self.send(method, path, content=content, params=params, extra_headers=extra)
+        response = self.send(
+            method, path, content=content, params=params, extra_headers=extra, idempotent=idempotent
+        )
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
         # as many renewals as the call has attempts.
@@ -247,7 +355,14 @@ class Transport:
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
             extra = self.csrf.headers(self, refused=extra.get("Prefect-Csrf-Token"))
-            response = self.send(method, path, content=content, params=params, extra_headers=extra)
+            response = self.send(
+                method,
+                path,
+                content=content,
+                params=params,
+                extra_headers=extra,
+                idempotent=idempotent,
+            )
         self.raise_for_status(response)
         return response
 
@@ -265,6 +380,33 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+def _check_tls_files(verify: Union[bool, str], cert: Any, from_options: bool) -> None:
+    """Refuse a CA bundle or client certificate path that does not exist, naming where it
+    came from, instead of failing every call later with an ``OSError``."""
+    if isinstance(verify, str) and not os.path.exists(verify):
+        source = "httpx_settings['verify']"
+        if not from_options:
+            source = next(
+                (name for name in _CA_VARIABLES if os.environ.get(name, "").strip() == verify),
+                " or ".join(_CA_VARIABLES),
+            )
+        raise ValueError(f"{source} names a CA bundle that does not exist: {verify!r}")
+    for path in (cert,) if isinstance(cert, str) else cert or ():
+        if isinstance(path, str) and not os.path.exists(path):
+            raise ValueError(f"httpx_settings['cert'] names a file that does not exist: {path!r}")
+
+
+_LIVE: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for transport in list(_LIVE):
+        transport._forget_parent_connections()
+
+
+call_in_child_after_fork(_forget_in_child)
 
 
 def _split_userinfo(
