@@ -56,6 +56,7 @@ MAX_REPLY_BYTES_VARIABLE = "ORCHESTRATION_CLIENT_MAX_REPLY_BYTES"
 #: Interim (1xx) replies skipped before one reply; more fails the attempt.
 MAX_INTERIM_REPLIES = 32
 _CHUNK = 256 * 1024
+_PIECE = 1024 * 1024
 
 
 def max_reply_bytes(env: Mapping[str, str]) -> int:
@@ -137,8 +138,11 @@ class _Decoder:
     def _inflate(self, index: int, stage: Any, data: bytes) -> bytes:
         out: List[bytes] = []
         room = self.limit - self.total
-        while data:
-            piece = stage.decompress(data, room + 1)
+        while True:
+            # Small pieces: zlib grows its output buffer by copying, so one piece the size
+            # of the whole limit would briefly need twice the limit.
+            cap = min(room + 1, _PIECE)
+            piece = stage.decompress(data, cap)
             out.append(piece)
             room -= len(piece)
             if room < 0:
@@ -147,7 +151,8 @@ class _Decoder:
             if stage.eof and stage.unused_data:  # another gzip member follows
                 data = stage.unused_data
                 stage = self._stages[index] = _decompressor("gzip")
-        return b"".join(out)
+            elif not data and len(piece) < cap:  # input used up, nothing left pending
+                return b"".join(out)
 
 
 def _decompressor(name: str) -> Any:

@@ -6,6 +6,7 @@ OrchestrationClientError
  ├── APIConnectionError       (also requests.ConnectionError)
  ├── APITimeoutError          (also requests.Timeout)
  ├── ResponseDecodeError      (also ValueError)
+ │    └── ReplyTooLargeError   decoded body over the size limit
  ├── RequestValidationError   (also TypeError, ValueError)
  └── ClientClosedError        (also RuntimeError)
 """
@@ -20,6 +21,7 @@ from ._exceptions import (
     RequestValidationError,
     ResponseDecodeError,
 )
+from ._reply_errors import ReplyTooLargeError
 
 __all__ = [
     "APIConnectionError",
@@ -28,6 +30,7 @@ __all__ = [
     "ObjectNotFound",
     "OrchestrationClientError",
     "PrefectHTTPStatusError",
+    "ReplyTooLargeError",
     "RequestValidationError",
     "ResponseDecodeError",
 ]

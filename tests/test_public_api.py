@@ -25,8 +25,8 @@ PUBLIC = {
     ],
     "orchestration_client.exceptions": [
         "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectNotFound",
-        "OrchestrationClientError", "PrefectHTTPStatusError", "RequestValidationError",
-        "ResponseDecodeError",
+        "OrchestrationClientError", "PrefectHTTPStatusError", "ReplyTooLargeError",
+        "RequestValidationError", "ResponseDecodeError",
     ],
     "orchestration_client.filters": [
         "DeploymentFilter", "DeploymentFilterConcurrencyLimit", "DeploymentFilterId",

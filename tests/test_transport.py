@@ -276,7 +276,7 @@ def test_redirects_to_another_host_are_refused_so_no_credential_follows(
 ) -> None:
     mocked.get(f"{API}/hello", status=307, headers={"Location": "http://elsewhere.test/api/hello"})
     mocked.get("http://elsewhere.test/api/hello", json="👋")
-    with pytest.raises(PrefectHTTPStatusError, match="another origin, http://elsewhere.test:80"):
+    with pytest.raises(PrefectHTTPStatusError, match=r"another origin, http://elsewhere\.test:80"):
         SyncPrefectClient(API, api_key="secret").hello()
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer secret"
     assert len(mocked.calls) == 1
