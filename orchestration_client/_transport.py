@@ -283,7 +283,7 @@ class Transport:
             )
         if isinstance(exc, (OverflowError, RecursionError)):
             return APIConnectionError(
-                f"{method} {url} failed while handling the reply: {type(exc).__name__}: {exc}"
+                f"Could not complete {method} {url}: {type(exc).__name__}: {exc}"
             )
         return exc
 

@@ -304,6 +304,13 @@ def test_every_failure_here_is_in_the_tree(server: HostileServer, client: SyncPr
             client.api_version()
 
 
+def test_an_overflow_while_sending_is_in_the_tree(server: HostileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+    client = SyncPrefectClient(server.api_url, httpx_settings={"timeout": 1e300})
+    with pytest.raises(APIConnectionError, match="OverflowError"):
+        client.api_version()
+
+
 def test_a_missing_ca_file_is_refused_when_the_client_is_built(monkeypatch: pytest.MonkeyPatch,
                                                                tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PREFECT_API_SSL_CERT_FILE", str(tmp_path / "missing.pem"))
