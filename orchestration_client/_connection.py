@@ -339,12 +339,29 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         return manager
 
     def forget_connections(self) -> None:
-        """Drop every pool without touching it: after a fork the pools, their sockets and
-        their locks belong to the parent (a parent thread may even hold a lock)."""
+        """Drop every pool without using it: after a fork the pools, their sockets and their
+        locks belong to the parent (a parent thread may even hold a lock)."""
+        for manager in (self.poolmanager, *self.proxy_manager.values()):
+            _unlock_inherited(manager)
         self.proxy_manager = {}
         self._per_thread = threading.local()
         state: Any = self  # requests keeps the pool sizes in untyped attributes
         self.init_poolmanager(state._pool_connections, state._pool_maxsize, state._pool_block)
+
+
+def _unlock_inherited(manager: Any) -> None:
+    """Give the pools inherited by a forked child fresh queue locks. When a dropped pool is
+    collected, urllib3 takes its queue lock to close its connections (in the child that
+    closes only the child's copies of the sockets); a lock some parent thread held at the
+    fork would never be released, and the child would hang there."""
+    pools = getattr(getattr(manager, "pools", None), "_container", {})
+    for pool in list(pools.values()):
+        waiting = getattr(pool, "pool", None)
+        if waiting is not None and hasattr(waiting, "mutex"):
+            waiting.mutex = threading.Lock()
+            waiting.not_empty = threading.Condition(waiting.mutex)
+            waiting.not_full = threading.Condition(waiting.mutex)
+            waiting.all_tasks_done = threading.Condition(waiting.mutex)
 
 
 def call_in_child_after_fork(callback: Callable[[], None]) -> None:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import select
+import signal
 from typing import Callable, List, Tuple
 
 
@@ -23,10 +25,15 @@ def in_child(work: Callable[[], List[str]]) -> Tuple[int, int]:
     return pid, read_end
 
 
-def report(pid: int, read_end: int) -> List[str]:
-    """The child's problems, once it has exited cleanly."""
+def report(pid: int, read_end: int, timeout: float = 120) -> List[str]:
+    """The child's problems, once it has exited cleanly; a child still silent after
+    ``timeout`` seconds is killed and fails the test."""
     data = b""
     while True:
+        if not select.select([read_end], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the forked child said nothing for {timeout} s: it hangs")
         piece = os.read(read_end, 65536)
         if not piece:
             break

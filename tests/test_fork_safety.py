@@ -100,6 +100,15 @@ def test_a_child_forked_while_a_parent_thread_is_mid_call(client: SyncPrefectCli
     assert problems == []
 
 
+def test_a_pool_lock_held_by_a_parent_thread_at_the_fork_does_not_hang_the_child(
+    client: SyncPrefectClient, server: HostileServer
+) -> None:
+    mutex = client._transport._adapter.poolmanager.connection_from_url(server.api_url).pool.mutex
+    with mutex:  # as if a parent thread were taking a connection just then
+        child = in_child(lambda: calls(client, 3))
+    assert report(*child, timeout=20) == []
+
+
 def test_a_fork_that_skips_python_hooks_is_caught_by_the_pid_check(client: SyncPrefectClient) -> None:
     transport = client._transport
     inherited = transport._adapter.poolmanager
