@@ -216,8 +216,11 @@ class BoundedReply(http.client.HTTPResponse):
         if 102 <= status < 200:
             self._interim += 1
             if self._interim > MAX_INTERIM_REPLIES:
-                raise http.client.HTTPException(
-                    f"more than {MAX_INTERIM_REPLIES} interim (1xx) replies before the reply"
+                raise ReplyRejected(
+                    f"it sent more than {MAX_INTERIM_REPLIES} interim (1xx) replies and no reply",
+                    status=status,
+                    reason=reason.strip(),
+                    headers={},
                 )
             status = http.client.CONTINUE  # begin() then skips its headers, as for a 100
         return version, status, reason

@@ -87,12 +87,15 @@ def echo_task_run(delay: float = 0.0) -> Scenario:
     return scenario
 
 
-def slow_drip(body: bytes = b'"3.9.1"', every: float = 0.2) -> Scenario:
-    """The whole head at once, then the body one byte every ``every`` seconds."""
+def slow_drip(body: bytes = b'"3.9.1"', every: float = 0.2, whole: bool = False) -> Scenario:
+    """The whole head at once, then the body one byte every ``every`` seconds (with
+    ``whole``, the head too is dripped)."""
 
     def scenario(exchange: Exchange) -> bool:
-        exchange.send(head(200, {"Content-Length": str(len(body))}))
-        for byte in body:
+        start = head(200, {"Content-Length": str(len(body))})
+        if not whole:
+            exchange.send(start)
+        for byte in start + body if whole else body:
             if exchange.stop.wait(every):
                 return False
             exchange.send(bytes([byte]))

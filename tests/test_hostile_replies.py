@@ -72,6 +72,15 @@ def test_interim_replies_are_skipped_and_never_desync_the_connection(
     assert server.connections == 1  # the connection stayed in sync and was reused
 
 
+def test_endless_interim_replies_fail_clearly_and_are_not_retried(server: HostileServer,
+                                                                   client: SyncPrefectClient) -> None:
+    server.script = [interim_then(reply(200, b'"never"'), *[103] * 40)]
+    with pytest.raises(ResponseDecodeError, match="more than 32 interim"):
+        client.api_version()
+    assert len(server.seen) == 1
+    assert client.api_version() == "3.9.1"
+
+
 def test_a_101_reply_closes_its_connection(server: HostileServer, client: SyncPrefectClient) -> None:
     server.script = [reply(101, b"", Connection="Upgrade", Upgrade="websocket"), reply(200, b'"ok"')]
     with pytest.raises(PrefectHTTPStatusError, match="101"):
@@ -83,11 +92,12 @@ def test_a_101_reply_closes_its_connection(server: HostileServer, client: SyncPr
 # ---- 6, 17. deadlines -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["body", "head-and-body"])
 def test_a_slow_drip_reply_fails_within_the_timeout(server: HostileServer,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch, whole: bool) -> None:
     monkeypatch.setenv("PREFECT_API_REQUEST_TIMEOUT", "1")
     monkeypatch.setenv("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
-    server.script = [slow_drip(b'"' + b"9" * 38 + b'"', every=0.2)]  # 8 s in all, 0.2 s gaps
+    server.script = [slow_drip(b'"' + b"9" * 38 + b'"', every=0.2, whole=whole)]  # 0.2 s gaps
     client = SyncPrefectClient(server.api_url)
     started = time.monotonic()
     with pytest.raises(APITimeoutError, match=r"no reply within 1\.0 s"):
