@@ -15,6 +15,8 @@ import gzip
 import json
 import pathlib
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import zlib
@@ -168,8 +170,19 @@ def redirect(location: str, status: int = 307) -> Scenario:
     return reply(status, b"", Location=location)
 
 
+def self_signed_cert(directory: pathlib.Path) -> pathlib.Path:
+    """A certificate and key for 127.0.0.1 in one PEM file (openssl CLI), for TLS servers;
+    the same file is the CA bundle a client verifies against."""
+    pem = directory / "127.0.0.1.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(pem), "-out", str(pem)], check=True, capture_output=True)
+    return pem
+
+
 class HostileServer:
-    def __init__(self, fallback: Optional[Scenario] = None) -> None:
+    def __init__(self, fallback: Optional[Scenario] = None,
+                 certificate: Optional[pathlib.Path] = None) -> None:
         self.script: List[Scenario] = []
         self.fallback = fallback or reply()
         self.seen: List[Exchange] = []
@@ -182,7 +195,11 @@ class HostileServer:
         self._listener.listen(64)
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
-        self.origin = f"http://127.0.0.1:{self.port}"
+        self._tls: Optional[ssl.SSLContext] = None
+        if certificate is not None:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(str(certificate))
+        self.origin = f"{'https' if certificate else 'http'}://127.0.0.1:{self.port}"
         self.api_url = f"{self.origin}/api"
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -198,6 +215,12 @@ class HostileServer:
             threading.Thread(target=self._serve, args=(sock, number), daemon=True).start()
 
     def _serve(self, sock: socket.socket, number: int) -> None:
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError):
+                sock.close()
+                return
         reader = sock.makefile("rb")
         try:
             while not self._stop.is_set():

@@ -321,6 +321,30 @@ def test_an_overflow_while_sending_is_in_the_tree(server: HostileServer, monkeyp
         client.api_version()
 
 
+def test_the_same_rules_hold_over_tls(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from hostile_server import self_signed_cert
+
+    monkeypatch.setenv("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_API_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("ORCHESTRATION_CLIENT_MAX_REPLY_BYTES", "1000000")
+    certificate = self_signed_cert(tmp_path)
+    server = HostileServer(certificate=certificate)
+    try:
+        run_id = str(uuid.uuid4())
+        server.script = [interim_then(gzipped(task_run_json(run_id))), reset_mid_body(),
+                         reply(200, b"[]"), slow_drip(b'"' + b"9" * 38 + b'"'), gzip_bomb(8 * 2**20)]
+        client = SyncPrefectClient(server.api_url, httpx_settings={"verify": str(certificate)})
+        assert str(client.read_task_run(run_id).id) == run_id
+        assert client.read_task_runs() == []  # after a reset mid-body, retried
+        with pytest.raises(APITimeoutError):
+            client.api_version()
+        with pytest.raises(ReplyTooLargeError):
+            client.api_version()
+        assert client.api_version() == "3.9.1"
+    finally:
+        server.stop()
+
+
 def test_a_missing_ca_file_is_refused_when_the_client_is_built(monkeypatch: pytest.MonkeyPatch,
                                                                tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PREFECT_API_SSL_CERT_FILE", str(tmp_path / "missing.pem"))
