@@ -345,6 +345,19 @@ def test_the_same_rules_hold_over_tls(tmp_path, monkeypatch: pytest.MonkeyPatch)
         server.stop()
 
 
+def test_the_same_rules_hold_through_an_http_proxy(server: HostileServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+    monkeypatch.setenv("ORCHESTRATION_CLIENT_MAX_REPLY_BYTES", "1000000")
+    server.script = [interim_then(reply(200, b'"first"')), reply(200, b'"second"'), gzip_bomb(8 * 2**20)]
+    client = SyncPrefectClient("http://prefect.invalid/api", httpx_settings={"proxy": server.origin})
+    assert client.api_version() == "first"
+    assert client.api_version() == "second"
+    with pytest.raises(ReplyTooLargeError):
+        client.api_version()
+    assert server.seen[0].path == "http://prefect.invalid/api/admin/version"  # it was the proxy
+
+
 def test_a_missing_ca_file_is_refused_when_the_client_is_built(monkeypatch: pytest.MonkeyPatch,
                                                                tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PREFECT_API_SSL_CERT_FILE", str(tmp_path / "missing.pem"))
