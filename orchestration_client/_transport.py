@@ -241,13 +241,17 @@ class Transport:
         except OrchestrationClientError:
             raise
         except Exception as exc:
-            raise self._error(exc, prepared) from exc
+            error = self._error(exc, prepared)
+            if error is None:
+                raise
+            raise error from exc
         if not self._contacted:
             self._contacted = True
         return response
 
-    def _error(self, exc: Exception, prepared: requests.PreparedRequest) -> Exception:
-        """The package error for a failure while sending ``prepared`` or reading its reply."""
+    def _error(self, exc: Exception, prepared: requests.PreparedRequest) -> Optional[Exception]:
+        """The package error for a failure while sending ``prepared`` or reading its reply
+        (None: not one of ours to translate, such as a bug in a patched-in tool)."""
         method, url = prepared.method or "", redact_url(prepared.url or "")
         if isinstance(exc, ReplyRejected):
             endpoint = f"{method} {urlsplit(prepared.url or '').path}"
@@ -285,7 +289,7 @@ class Transport:
             return APIConnectionError(
                 f"Could not complete {method} {url}: {type(exc).__name__}: {exc}"
             )
-        return exc
+        return None
 
     def _forget_parent_connections(self) -> None:
         """In a forked child: never touch the parent's sockets, locks or CSRF token."""
