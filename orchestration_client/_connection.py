@@ -213,7 +213,7 @@ class BoundedReply(http.client.HTTPResponse):
 
     def _read_status(self) -> Any:
         version, status, reason = super()._read_status()  # type: ignore[misc]
-        if 102 <= status < 200:
+        if 100 <= status < 200 and status != 101:
             self._interim += 1
             if self._interim > MAX_INTERIM_REPLIES:
                 raise ReplyRejected(

@@ -143,13 +143,15 @@ def _reset(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
 
-def reset_mid_body(sent: int = 10, declared: int = 100) -> Scenario:
-    """The head and ``sent`` of ``declared`` body bytes, then a TCP reset."""
+def reset_mid_body(sent: int = 10, declared: int = 100, graceful: bool = False) -> Scenario:
+    """The head and ``sent`` of ``declared`` body bytes, then a TCP reset (``graceful``:
+    an orderly close, so the body is merely cut short)."""
 
     def scenario(exchange: Exchange) -> bool:
         exchange.send(head(200, {"Content-Length": str(declared)}) + b"[" * sent)
         time.sleep(0.05)
-        _reset(exchange.sock)
+        if not graceful:
+            _reset(exchange.sock)
         return False
 
     return scenario

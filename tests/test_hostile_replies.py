@@ -221,6 +221,21 @@ def test_a_reset_in_the_middle_of_a_body_is_retried(server: HostileServer, clien
     assert len(server.seen) == 3
 
 
+def test_a_body_cut_short_by_an_orderly_close_is_retried_too(server: HostileServer,
+                                                            client: SyncPrefectClient) -> None:
+    assert client.api_version() == "3.9.1"
+    server.script = [reset_mid_body(graceful=True)]
+    assert client.api_version() == "3.9.1"
+    assert len(server.seen) == 3
+
+
+def test_endless_100_continue_replies_are_bounded_too(server: HostileServer,
+                                                     client: SyncPrefectClient) -> None:
+    server.script = [interim_then(reply(200, b'"never"'), *[100] * 40)]
+    with pytest.raises(ResponseDecodeError, match="more than 32 interim"):
+        client.api_version()
+
+
 def test_a_call_marked_not_idempotent_is_not_resent_after_a_broken_reply(
     server: HostileServer, client: SyncPrefectClient
 ) -> None:
