@@ -65,9 +65,6 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
 _PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
-# Statuses that say the server did not act on the request, so even a call that must not be
-# repeated once applied (``idempotent=False``) may be re-sent after them.
-_NOT_APPLIED_STATUSES = frozenset({408, 429, 503})
 # The encodings _connection decodes under the size cap.
 _ACCEPT_ENCODING = "gzip, deflate"
 _CA_VARIABLES = (
@@ -123,11 +120,8 @@ class Transport:
             )
             if idempotent:
                 return policy
-            # Only what surely did not reach the server, or was refused unprocessed.
-            return policy.new(
-                read=False,
-                status_forcelist=_NOT_APPLIED_STATUSES & frozenset(policy.status_forcelist or ()),
-            )
+            # Only failures to connect: the request surely did not reach the server.
+            return policy.new(read=False, status_forcelist=frozenset())
 
         # Until the server first answers, connection failures fail fast; then the adapter
         # switches to the full policy (see send()). Index: [idempotent].
@@ -213,8 +207,7 @@ class Transport:
 
         ``idempotent=False`` is for a request that must not be applied twice: it is then
         re-sent only when it surely did not reach the server (the connection could not be
-        made) or the server refused it unprocessed (408, 429, 503), never after a broken
-        reply or another retried status.
+        made), never after a broken reply or a retryable status; the caller decides.
         """
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
