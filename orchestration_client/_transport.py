@@ -142,7 +142,7 @@ class Transport:
         self._headers: requests.structures.CaseInsensitiveDict[Union[str, bytes]] = (
             requests.structures.CaseInsensitiveDict(self.session.headers)
         )
-        self.csrf = CsrfToken(settings.csrf_support_enabled and not self.is_cloud)
+        self.csrf = self._new_csrf(settings.csrf_support_enabled and not self.is_cloud)
         self._pid = os.getpid()
         _LIVE.add(self)
 
@@ -288,7 +288,11 @@ class Transport:
         """In a forked child: never touch the parent's sockets, locks or CSRF token."""
         self._pid = os.getpid()
         self._adapter.forget_connections()
-        self.csrf = CsrfToken(self.csrf.enabled)
+        self.csrf = self._new_csrf(self.csrf.enabled)
+
+    def _new_csrf(self, enabled: bool) -> CsrfToken:
+        """The CSRF token holder; a forked child gets its own (own client id, own lock)."""
+        return CsrfToken(enabled)
 
     def _prepare(
         self,
