@@ -261,3 +261,112 @@ class HostileServer:
     def stop(self) -> None:
         self._stop.set()
         self._listener.close()
+
+
+class MeddlingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a real server that meddles with replies: each
+    reply takes the next mode from ``script`` (default ``"pass"``):
+
+    * ``"cut"``: the reply's head and half its body, then a TCP reset;
+    * ``"drip"``: the reply one byte every 0.2 s;
+    * ``"hints"``: a ``103 Early Hints`` reply first, then the real one.
+
+    Replies are framed by their Content-Length (what Prefect's server sends for JSON).
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.script: List[str] = []
+        self.modes_used: List[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+        replies = upstream.makefile("rb")
+        try:
+            while not self._stop.is_set():
+                start = b""
+                while not start.endswith(b"\r\n\r\n"):
+                    line = replies.readline(65537)
+                    if not line:
+                        return
+                    start += line
+                length = 0
+                for field in start.decode("latin-1").split("\r\n"):
+                    name, _, value = field.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                body = replies.read(length)
+                with self._lock:
+                    mode = self.script.pop(0) if self.script else "pass"
+                    self.modes_used.append(mode)
+                if not self._send(client, mode, start, body):
+                    return
+        except OSError:
+            pass
+        finally:
+            replies.close()
+            with contextlib.suppress(OSError):
+                upstream.close()
+            with contextlib.suppress(OSError):
+                client.close()
+
+    def _send(self, client: socket.socket, mode: str, start: bytes, body: bytes) -> bool:
+        if mode == "hints":
+            client.sendall(head(103, {"Link": "</hints.css>; rel=preload"}, "Early Hints"))
+        if mode == "cut":
+            client.sendall(start + body[: len(body) // 2])
+            time.sleep(0.05)
+            _reset(client)
+            # Wake the thread reading from the client, so the close really happens now.
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RD)
+            return False
+        if mode == "drip":
+            for byte in start + body:
+                if self._stop.wait(0.2):
+                    return False
+                client.sendall(bytes([byte]))
+            return True
+        client.sendall(start + body)
+        return True
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                target.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
