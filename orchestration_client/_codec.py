@@ -48,14 +48,15 @@ class ReplyDecoder(Generic[T]):
         try:
             decoded: T = self._decoder.decode(response.content)
             return decoded
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
+            reason = "JSON nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             request = response.request
             endpoint = f"{request.method} {urlsplit(request.url or '').path}"
             body = response.content
             shown = "an empty body" if not body else f"a body starting {body[:120]!r}"
             raise ResponseDecodeError(
                 f"{endpoint} answered {response.status_code} with {shown}, "
-                f"which is not a valid {self._name}: {exc}",
+                f"which is not a valid {self._name}: {reason}",
                 endpoint=endpoint,
                 response=response,
             ) from None

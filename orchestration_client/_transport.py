@@ -7,28 +7,50 @@ adapter and the CSRF token. It knows nothing about task runs.
 Thread safety: after construction the session is only read, the connection pool is
 thread-safe, and the CSRF token and the "server has answered" flag are guarded, so one
 ``Transport`` may serve many threads at once.
+
+Processes: a forked child never uses a connection it inherited. Right after ``os.fork``
+(and so in ``multiprocessing`` and prefork servers) every live transport drops its pools
+and CSRF token in the child without touching them; a pid check in ``send`` covers forks
+that bypass Python's fork hooks. The child opens fresh connections on first use.
+
+Each attempt's reply is read whole inside urllib3 (``_connection``): the read timeout
+bounds the whole reply, its decoded size is capped, interim replies are skipped, and a
+reset in the middle of a body is retried like any other broken connection.
 """
 
 import logging
+import os
+import weakref
 from typing import Any, Dict, Mapping, Optional, Union
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import requests.adapters
 import requests.structures
 import requests.utils
+import urllib3.exceptions
 
 from . import _headers
 from . import _httpx_settings as _httpx
+from ._connection import (
+    BoundedAdapter,
+    ReplyRejected,
+    call_in_child_after_fork,
+    max_reply_bytes,
+)
 from ._csrf import CsrfToken
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     ClientClosedError,
     ObjectNotFound,
+    OrchestrationClientError,
     PrefectHTTPStatusError,
+    ResponseDecodeError,
     redact_url,
 )
+from ._redirects import OriginSession
+from ._reply_errors import ReplyTooLargeError, bodiless_response
 from ._retry import PrefectRetry
 from ._settings import Settings
 from ._urls import api_base_url
@@ -44,6 +66,14 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
 _PROTECTED = frozenset({"user-agent", "authorization", *_CSRF_HEADERS})
+# The encodings _connection decodes under the size cap.
+_ACCEPT_ENCODING = "gzip, deflate"
+_CA_VARIABLES = (
+    "PREFECT_API_SSL_CERT_FILE",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 
 
 class Transport:
@@ -77,19 +107,26 @@ class Transport:
         )
         self.follow_redirects = bool(options.get("follow_redirects", not settings.unit_test_mode))
 
-        def retry_policy(first_contact: bool) -> PrefectRetry:
-            return PrefectRetry.for_client(
+        def retry_policy(first_contact: bool, idempotent: bool) -> PrefectRetry:
+            policy = PrefectRetry.for_client(
                 max_retries=settings.max_retries,
                 jitter_factor=settings.retry_jitter_factor,
                 extra_codes=settings.retry_extra_codes,
                 first_contact=first_contact,
             )
+            if idempotent:
+                return policy
+            # Only failures to connect: the request surely did not reach the server.
+            return policy.new(read=False, status_forcelist=frozenset())
 
         # Until the server first answers, connection failures fail fast; then the adapter
-        # switches to the full policy (see send()).
-        self._retry_after_contact = retry_policy(first_contact=False)
-        self._adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry_policy(True)
+        # switches to the full policy (see send()). Index: [idempotent].
+        self._retries = (retry_policy(True, False), retry_policy(True, True))
+        self._retries_after_contact = (retry_policy(False, False), retry_policy(False, True))
+        self._adapter = BoundedAdapter(
+            max_reply_bytes=max_reply_bytes(os.environ),
+            pool_maxsize=POOL_MAXSIZE,
+            max_retries=self._retries[True],
         )
         self._max_retries = settings.max_retries
         self._params: Dict[str, str] = {
@@ -101,12 +138,9 @@ class Transport:
         self._headers: requests.structures.CaseInsensitiveDict[Union[str, bytes]] = (
             requests.structures.CaseInsensitiveDict(self.session.headers)
         )
-        self.csrf = CsrfToken(
-            settings.csrf_support_enabled and not self.is_cloud,
-            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
-            check=self.raise_for_status,
-            timeout=self.timeout,
-        )
+        self.csrf = self._new_csrf(settings.csrf_support_enabled and not self.is_cloud)
+        self._pid = os.getpid()
+        _LIVE.add(self)
 
     def _build_session(
         self,
@@ -116,7 +150,7 @@ class Transport:
         auth_string: Optional[str],
         api_version: Optional[str],
     ) -> requests.Session:
-        session = requests.Session()
+        session = OriginSession()
         # Environment lookups (proxies, CA bundle, netrc) are done once here, not per call.
         session.trust_env = False
         session.proxies = requests.utils.get_environ_proxies(self.base_url)
@@ -125,12 +159,15 @@ class Transport:
         session.verify = _httpx.tls_verify(options, settings)
         if "cert" in options:
             session.cert = options["cert"]
+        if self.base_url.startswith("https://"):
+            _check_tls_files(session.verify, session.cert, "verify" in options)
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)
         session.mount("https://", self._adapter)
 
         headers = session.headers
+        headers["Accept-Encoding"] = _ACCEPT_ENCODING
         # Values are checked and encoded by _headers (UTF-8 unless ASCII, as Prefect sends).
         for name, value in _headers.checked(
             options.get("headers") or {}, "httpx_settings['headers']"
@@ -167,13 +204,23 @@ class Transport:
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        idempotent: bool = True,
     ) -> requests.Response:
-        """One request with retries; returns whatever status came back last."""
+        """One request with retries; returns whatever status came back last, its body read.
+
+        ``idempotent=False`` is for a request that must not be applied twice: it is then
+        re-sent only when it surely did not reach the server (the connection could not be
+        made), never after a broken reply or a retryable status; the caller decides.
+        """
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
+        if self._pid != os.getpid():
+            self._forget_parent_connections()
         prepared = self._prepare(method, path, content, params, extra_headers)
-        url = prepared.url or ""
         session = self.session
+        self._adapter.use_retries(
+            (self._retries_after_contact if self._contacted else self._retries)[idempotent]
+        )
         try:
             response = session.send(
                 prepared,
@@ -182,20 +229,78 @@ class Transport:
                 verify=session.verify,
                 cert=session.cert,
                 proxies=session.proxies,
-                stream=False,
+                stream=True,
             )
-        except requests.exceptions.ReadTimeout as exc:
-            raise APITimeoutError(
-                f"{method} {redact_url(url)}: no reply within {self._read_timeout()} s"
-            ) from exc
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise APIConnectionError(
-                f"Could not reach the Prefect API for {method} {redact_url(url)}: {_reason(exc)}"
-            ) from exc
+            # The body is already in memory (read whole by _connection); take it in one
+            # read instead of requests' 10 KiB chunks.
+            response._content = response.raw.read(decode_content=True)
+        except OrchestrationClientError:
+            raise
+        except Exception as exc:
+            error = self._error(exc, prepared)
+            if error is None:
+                raise
+            raise error from exc
         if not self._contacted:
             self._contacted = True
-            self._adapter.max_retries = self._retry_after_contact
         return response
+
+    def _error(self, exc: Exception, prepared: requests.PreparedRequest) -> Optional[Exception]:
+        """The package error for a failure while sending ``prepared`` or reading its reply
+        (None: not one of ours to translate, such as a bug in a patched-in tool)."""
+        method, url = prepared.method or "", redact_url(prepared.url or "")
+        if isinstance(exc, ReplyRejected):
+            endpoint = f"{method} {urlsplit(prepared.url or '').path}"
+            response = bodiless_response(prepared, exc.status, exc.reason, exc.headers)
+            message = f"{endpoint} answered {exc.status}, but {exc}"
+            if exc.limit:
+                return ReplyTooLargeError(
+                    message, endpoint=endpoint, response=response, limit=exc.limit
+                )
+            return ResponseDecodeError(message, endpoint=endpoint, response=response)
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return APITimeoutError(
+                f"{method} {url}: no reply within {self._read_timeout()} s "
+                "(the whole reply must arrive within the read timeout)"
+            )
+        if isinstance(
+            exc, (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
+        ):
+            endpoint = f"{method} {urlsplit(prepared.url or '').path}"
+            return ResponseDecodeError(
+                f"{endpoint}: the reply body could not be decoded: {_reason(exc)}",
+                endpoint=endpoint,
+                response=bodiless_response(prepared, 0, "", {}),
+            )
+        if isinstance(exc, requests.TooManyRedirects):
+            return APIConnectionError(
+                f"Could not reach the Prefect API for {method} {url}: "
+                f"too many redirects (more than {self.session.max_redirects})"
+            )
+        if isinstance(exc, (requests.RequestException, OSError)):
+            return APIConnectionError(
+                f"Could not reach the Prefect API for {method} {url}: {_reason(exc)}"
+            )
+        if isinstance(exc, (OverflowError, RecursionError)):
+            return APIConnectionError(
+                f"Could not complete {method} {url}: {type(exc).__name__}: {exc}"
+            )
+        return None
+
+    def _forget_parent_connections(self) -> None:
+        """In a forked child: never touch the parent's sockets, locks or CSRF token."""
+        self._pid = os.getpid()
+        self._adapter.forget_connections()
+        self.csrf = self._new_csrf(self.csrf.enabled)
+
+    def _new_csrf(self, enabled: bool) -> CsrfToken:
+        """The CSRF token holder; a forked child gets its own (own client id, own lock)."""
+        return CsrfToken(
+            enabled,
+            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
+            check=self.raise_for_status,
+            timeout=self.timeout,
+        )
 
     def _prepare(
         self,
@@ -237,11 +342,15 @@ class Transport:
         *,
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
+        idempotent: bool = True,
     ) -> requests.Response:
-        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply."""
+        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
+        ``idempotent=False``: see :meth:`send`."""
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers() if csrf else None
-        response = self.send(method, path, content=content, params=params, extra_headers=extra)
+        response = self.send(
+            method, path, content=content, params=params, extra_headers=extra, idempotent=idempotent
+        )
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
         # as many renewals as the call has attempts.
@@ -255,7 +364,14 @@ class Transport:
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
             extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
-            response = self.send(method, path, content=content, params=params, extra_headers=extra)
+            response = self.send(
+                method,
+                path,
+                content=content,
+                params=params,
+                extra_headers=extra,
+                idempotent=idempotent,
+            )
         self.raise_for_status(response)
         return response
 
@@ -273,6 +389,33 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+def _check_tls_files(verify: Union[bool, str], cert: Any, from_options: bool) -> None:
+    """Refuse a CA bundle or client certificate path that does not exist, naming where it
+    came from, instead of failing every call later with an ``OSError``."""
+    if isinstance(verify, str) and not os.path.exists(verify):
+        source = "httpx_settings['verify']"
+        if not from_options:
+            source = next(
+                (name for name in _CA_VARIABLES if os.environ.get(name, "").strip() == verify),
+                " or ".join(_CA_VARIABLES),
+            )
+        raise ValueError(f"{source} names a CA bundle that does not exist: {verify!r}")
+    for path in (cert,) if isinstance(cert, str) else cert or ():
+        if isinstance(path, str) and not os.path.exists(path):
+            raise ValueError(f"httpx_settings['cert'] names a file that does not exist: {path!r}")
+
+
+_LIVE: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for transport in list(_LIVE):
+        transport._forget_parent_connections()
+
+
+call_in_child_after_fork(_forget_in_child)
 
 
 def _reason(exc: BaseException) -> str:

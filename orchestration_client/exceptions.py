@@ -9,6 +9,7 @@ PrefectException             (same name as Prefect's, for ``except PrefectExcept
       ├── APIConnectionError       (also requests.ConnectionError)
       ├── APITimeoutError          (also requests.Timeout)
       ├── ResponseDecodeError      (also ValueError)
+      │    └── ReplyTooLargeError   the decoded body is over the size limit
       ├── RequestValidationError   (also TypeError, ValueError)
       └── ClientClosedError        (also RuntimeError)
 """
@@ -26,6 +27,7 @@ from ._exceptions import (
     ResponseDecodeError,
 )
 from ._features import FeatureNotSupported
+from ._reply_errors import ReplyTooLargeError
 
 __all__ = [
     "APIConnectionError",
@@ -37,6 +39,7 @@ __all__ = [
     "OrchestrationClientError",
     "PrefectException",
     "PrefectHTTPStatusError",
+    "ReplyTooLargeError",
     "RequestValidationError",
     "ResponseDecodeError",
 ]

@@ -26,7 +26,7 @@ PUBLIC = {
     "orchestration_client.exceptions": [
         "APIConnectionError", "APITimeoutError", "ClientClosedError", "FeatureNotSupported",
         "ObjectAlreadyExists", "ObjectNotFound", "OrchestrationClientError", "PrefectException",
-        "PrefectHTTPStatusError", "RequestValidationError",
+        "PrefectHTTPStatusError", "ReplyTooLargeError", "RequestValidationError",
         "ResponseDecodeError",
     ],
     "orchestration_client.filters": [

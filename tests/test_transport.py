@@ -271,12 +271,15 @@ def test_no_csrf_for_cloud_or_when_disabled(
 # ---- redirects and secrets -------------------------------------------------------------------
 
 
-def test_authorization_is_not_sent_to_another_host(mocked: responses.RequestsMock) -> None:
+def test_redirects_to_another_host_are_refused_so_no_credential_follows(
+    mocked: responses.RequestsMock,
+) -> None:
     mocked.get(f"{API}/hello", status=307, headers={"Location": "http://elsewhere.test/api/hello"})
     mocked.get("http://elsewhere.test/api/hello", json="👋")
-    SyncPrefectClient(API, api_key="secret").hello()
+    with pytest.raises(PrefectHTTPStatusError, match=r"another origin, http://elsewhere\.test:80"):
+        SyncPrefectClient(API, api_key="secret").hello()
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer secret"
-    assert "Authorization" not in mocked.calls[1].request.headers
+    assert len(mocked.calls) == 1
 
 
 def test_secrets_never_show(

@@ -1,0 +1,374 @@
+"""Reading one reply, bounded: plugged into urllib3's pools below ``requests``.
+
+Every reply on a connection this package opens is read whole, before urllib3 hands it up,
+by :class:`BoundedReply` (an ``http.client.HTTPResponse``). Reading it there, inside
+urllib3's ``urlopen``, is what gives these rules one home:
+
+* **Interim replies** (``103 Early Hints`` and any other 1xx but ``101``) are skipped;
+  ``http.client`` skips only ``100``, and would take a ``103`` for the reply and leave the
+  real one in the socket for the next request. A ``101`` closes the connection.
+* **A deadline for the whole reply**: the read timeout urllib3 sets on the socket bounds
+  the time from sending the request to the reply's last byte, not only each gap between
+  bytes, so a server dripping a byte at a time still fails the attempt in time. Passing
+  it raises ``socket.timeout``, which urllib3 reports as a read timeout.
+* **A size cap on the decoded body** (:data:`DEFAULT_MAX_REPLY_BYTES`, or
+  ``ORCHESTRATION_CLIENT_MAX_REPLY_BYTES``): gzip and deflate are decoded here,
+  incrementally and never past the cap, so neither a long chunked body nor a gzip bomb
+  can hold more than about the cap in memory. The body handed up is the decoded one;
+  ``Content-Encoding`` and ``Transfer-Encoding`` are replaced by its ``Content-Length``.
+* **A reset or a short body in the middle of the reply** raises inside ``urlopen``, so
+  urllib3's retry policy treats it exactly like a reset before the reply, and the
+  connection is closed, never reused.
+
+The pools are the stock urllib3 classes with one override (``_new_conn`` sets the
+connection's ``response_class``), so tools that patch urllib3's connection classes, and
+everything that patches ``requests.Session.send``, keep working.
+"""
+
+import functools
+import http.client
+import io
+import os
+import socket
+import threading
+import time
+import zlib
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+import requests.adapters
+from urllib3.util.retry import Retry
+
+__all__ = [
+    "DEFAULT_MAX_REPLY_BYTES",
+    "MAX_INTERIM_REPLIES",
+    "MAX_REPLY_BYTES_VARIABLE",
+    "BoundedAdapter",
+    "BoundedReply",
+    "ReplyRejected",
+    "max_reply_bytes",
+]
+
+#: Largest decoded reply body accepted. A page of 200 task runs is about 0.3 MB, a run
+#: with large ``task_inputs`` a few MB at most: 64 MiB leaves room for 200 times the
+#: largest normal page, while one runaway reply can't take more than that from a worker.
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
+MAX_REPLY_BYTES_VARIABLE = "ORCHESTRATION_CLIENT_MAX_REPLY_BYTES"
+#: Interim (1xx) replies skipped before one reply; more fails the attempt.
+MAX_INTERIM_REPLIES = 32
+_CHUNK = 256 * 1024
+_PIECE = 1024 * 1024
+
+
+def max_reply_bytes(env: Mapping[str, str]) -> int:
+    """The reply size cap from ``ORCHESTRATION_CLIENT_MAX_REPLY_BYTES`` (a whole number of
+    bytes, at least 1), or the default; anything else is a ``ValueError`` naming it."""
+    raw = env.get(MAX_REPLY_BYTES_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_MAX_REPLY_BYTES
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"{MAX_REPLY_BYTES_VARIABLE} must be a whole number of bytes >= 1, got {raw!r}"
+        )
+    return value
+
+
+class ReplyRejected(Exception):
+    """A reply refused while it was read (too large, or an encoding that can't be decoded).
+
+    Deliberately not an ``OSError`` or ``HTTPException``: urllib3 must not retry it, only
+    close the connection and let it through; the transport turns it into a public error.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, reason: str, headers: Dict[str, str], limit: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.limit = limit
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket reader that fails once ``timeout`` seconds have passed since it was made:
+    each ``recv`` waits at most the time left, so the whole reply shares one deadline."""
+
+    def __init__(self, sock: socket.socket, timeout: Optional[float]) -> None:
+        super().__init__()
+        self._sock = sock
+        self._timeout = timeout
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"the reply was not complete within {self._timeout} s")
+            self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _Decoder:
+    """Decodes a body's ``Content-Encoding`` chunk by chunk, never producing more than
+    ``limit`` bytes in total (zlib's ``max_length``); ``TooLarge`` past it."""
+
+    class TooLarge(Exception):
+        pass
+
+    def __init__(self, encodings: List[str], limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._stages: List[Any] = [_decompressor(name) for name in reversed(encodings)]
+
+    def feed(self, data: bytes) -> bytes:
+        for index, stage in enumerate(self._stages):
+            data = self._inflate(index, stage, data)
+        self.total += len(data)
+        if self.total > self.limit:
+            raise self.TooLarge()
+        return data
+
+    def _inflate(self, index: int, stage: Any, data: bytes) -> bytes:
+        out: List[bytes] = []
+        room = self.limit - self.total
+        while True:
+            # Small pieces: zlib grows its output buffer by copying, so one piece the size
+            # of the whole limit would briefly need twice the limit.
+            cap = min(room + 1, _PIECE)
+            piece = stage.decompress(data, cap)
+            out.append(piece)
+            room -= len(piece)
+            if room < 0:
+                raise self.TooLarge()
+            data = stage.unconsumed_tail
+            if stage.eof and stage.unused_data:  # another gzip member follows
+                data = stage.unused_data
+                stage = self._stages[index] = _decompressor("gzip")
+            elif not data and len(piece) < cap:  # input used up, nothing left pending
+                return b"".join(out)
+
+
+def _decompressor(name: str) -> Any:
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == "deflate":
+        return _Deflate()
+    raise ValueError(f"the reply uses Content-Encoding {name!r}, which this client cannot decode")
+
+
+class _Deflate:
+    """``deflate`` as zlib-wrapped data, or raw deflate from servers that send that."""
+
+    def __init__(self) -> None:
+        self._inner: Any = zlib.decompressobj()
+        self._first = True
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._first:
+            self._first = False
+            try:
+                return bytes(self._inner.decompress(data, max_length))
+            except zlib.error:
+                self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
+        return bytes(self._inner.decompress(data, max_length))
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return bytes(self._inner.unconsumed_tail)
+
+    @property
+    def eof(self) -> bool:
+        return False  # a deflate stream has one member; trailing bytes are ignored
+
+    @property
+    def unused_data(self) -> bytes:
+        return b""
+
+
+class BoundedReply(http.client.HTTPResponse):
+    """An ``http.client`` reply that skips interim replies and reads its body whole, within
+    the attempt's deadline and under ``max_bytes`` decoded (see the module docstring)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        debuglevel: int = 0,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    ) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp.close()  # the plain reader made by http.client; ours shares one deadline
+        self.fp = io.BufferedReader(_DeadlineReader(sock, sock.gettimeout()))
+        self.max_bytes = max_bytes
+        self._interim = 0
+
+    def _read_status(self) -> Any:
+        version, status, reason = super()._read_status()  # type: ignore[misc]
+        if 100 <= status < 200 and status != 101:
+            self._interim += 1
+            if self._interim > MAX_INTERIM_REPLIES:
+                raise ReplyRejected(
+                    f"it sent more than {MAX_INTERIM_REPLIES} interim (1xx) replies and no reply",
+                    status=status,
+                    reason=reason.strip(),
+                    headers={},
+                )
+            status = http.client.CONTINUE  # begin() then skips its headers, as for a 100
+        return version, status, reason
+
+    def begin(self) -> None:
+        super().begin()
+        if self.status == 101:  # the connection now speaks something else
+            self.will_close = True
+            return
+        if self.length == 0 or self.fp is None:
+            return
+        self._read_whole_body()
+
+    def _read_whole_body(self) -> None:
+        headers = self.msg
+        encodings = [
+            part.strip().lower()
+            for value in headers.get_all("Content-Encoding") or []
+            for part in value.split(",")
+            if part.strip() and part.strip().lower() != "identity"
+        ]
+        try:
+            decoder = _Decoder(encodings, self.max_bytes)
+        except ValueError as exc:
+            raise self._rejected(str(exc)) from None
+        parts: List[bytes] = []
+        try:
+            while True:
+                chunk = super().read(_CHUNK)
+                if not chunk:
+                    break
+                parts.append(decoder.feed(chunk))
+        except _Decoder.TooLarge:
+            parts.clear()
+            raise self._rejected(
+                f"the reply body is larger than the limit of {self.max_bytes} bytes "
+                f"(set {MAX_REPLY_BYTES_VARIABLE} to change it)",
+                limit=self.max_bytes,
+            ) from None
+        except zlib.error as exc:
+            raise self._rejected(
+                f"the reply body is not valid {'+'.join(encodings)} data: {exc}"
+            ) from None
+        if self.length:  # the connection ended before Content-Length bytes came
+            raise http.client.IncompleteRead(b"", self.length)
+        body = b"".join(parts)
+        del parts
+        for name in ("Content-Encoding", "Transfer-Encoding", "Content-Length"):
+            del headers[name]
+        headers["Content-Length"] = str(len(body))
+        self.fp = io.BytesIO(body)  # type: ignore[assignment]
+        self.length = len(body)
+        self.chunked = False
+
+    def _rejected(self, message: str, limit: int = 0) -> ReplyRejected:
+        self.will_close = True
+        return ReplyRejected(
+            message,
+            status=self.status,
+            reason=self.reason,
+            headers=dict(self.msg.items()),
+            limit=limit,
+        )
+
+
+@functools.cache
+def _bounded_pool(pool_class: Any, max_bytes: int) -> Any:
+    """``pool_class`` whose new connections read replies with :class:`BoundedReply`."""
+    reply = functools.partial(BoundedReply, max_bytes=max_bytes)
+
+    def _new_conn(self: Any) -> Any:
+        conn = pool_class._new_conn(self)
+        conn.response_class = reply
+        return conn
+
+    return type(pool_class.__name__, (pool_class,), {"_new_conn": _new_conn})
+
+
+def _bound(manager: Any, max_bytes: int) -> None:
+    manager.pool_classes_by_scheme = {
+        scheme: _bounded_pool(pool_class, max_bytes)
+        for scheme, pool_class in manager.pool_classes_by_scheme.items()
+    }
+
+
+class BoundedAdapter(requests.adapters.HTTPAdapter):
+    """``HTTPAdapter`` whose pools read replies with :class:`BoundedReply`, with a retry
+    policy chosen per call (see :meth:`use_retries`) and pools a forked child can drop."""
+
+    def __init__(self, *, max_reply_bytes: int, pool_maxsize: int, max_retries: Retry) -> None:
+        self.max_reply_bytes = max_reply_bytes
+        self._per_thread = threading.local()
+        self._default_retries = max_retries
+        super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=max_retries)
+
+    @property
+    def max_retries(self) -> Retry:
+        """The policy the current thread asked for with :meth:`use_retries`."""
+        retries: Optional[Retry] = getattr(self._per_thread, "retries", None)
+        return retries or self._default_retries
+
+    @max_retries.setter
+    def max_retries(self, value: Retry) -> None:
+        self._default_retries = value
+
+    def use_retries(self, retries: Retry) -> None:
+        """Retry policy for this thread's next sends (requests reads ``max_retries``)."""
+        self._per_thread.retries = retries
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _bound(self.poolmanager, self.max_reply_bytes)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        new = proxy not in self.proxy_manager
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if new:
+            _bound(manager, self.max_reply_bytes)
+        return manager
+
+    def forget_connections(self) -> None:
+        """Drop every pool without using it: after a fork the pools, their sockets and their
+        locks belong to the parent (a parent thread may even hold a lock)."""
+        for manager in (self.poolmanager, *self.proxy_manager.values()):
+            _unlock_inherited(manager)
+        self.proxy_manager = {}
+        self._per_thread = threading.local()
+        state: Any = self  # requests keeps the pool sizes in untyped attributes
+        self.init_poolmanager(state._pool_connections, state._pool_maxsize, state._pool_block)
+
+
+def _unlock_inherited(manager: Any) -> None:
+    """Give the pools inherited by a forked child fresh queue locks. When a dropped pool is
+    collected, urllib3 takes its queue lock to close its connections (in the child that
+    closes only the child's copies of the sockets); a lock some parent thread held at the
+    fork would never be released, and the child would hang there."""
+    pools = getattr(getattr(manager, "pools", None), "_container", {})
+    for pool in list(pools.values()):
+        waiting = getattr(pool, "pool", None)
+        if waiting is not None and hasattr(waiting, "mutex"):
+            waiting.mutex = threading.Lock()
+            waiting.not_empty = threading.Condition(waiting.mutex)
+            waiting.not_full = threading.Condition(waiting.mutex)
+            waiting.all_tasks_done = threading.Condition(waiting.mutex)
+
+
+def call_in_child_after_fork(callback: Callable[[], None]) -> None:
+    """Run ``callback`` in every child made by ``os.fork`` (and so by multiprocessing)."""
+    register: Optional[Callable[..., None]] = getattr(os, "register_at_fork", None)
+    if register is not None:
+        register(after_in_child=callback)
