@@ -139,6 +139,9 @@ def _errors_as_raised(mocked: responses.RequestsMock) -> List[BaseException]:
         client.hello()
     errors += [closed.value, RequestValidationError("invalid state: Expected `str`")]
     errors += [PrefectException("plain"), OrchestrationClientError("root")]
+    errors.append(exceptions.ReplyTooLargeError(
+        "GET /api/task_runs/filter: the reply is over 64 MiB", endpoint="GET /api/task_runs/filter",
+        response=response, limit=64 << 20))
     return errors
 
 
