@@ -11,6 +11,7 @@ thread-safe, and the CSRF token and the "server has answered" flag are guarded, 
 
 import base64
 import logging
+import threading
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
@@ -92,7 +93,7 @@ class Transport:
         # Until the server first answers, connection failures fail fast; then the adapter
         # switches to the full policy (see send()).
         self._retry_after_contact = retry_policy(first_contact=False)
-        self._adapter = requests.adapters.HTTPAdapter(
+        self._adapter = _PerCallRetryAdapter(
             pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry_policy(True)
         )
         self._max_retries = settings.max_retries
@@ -159,13 +160,19 @@ class Transport:
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        idempotent: bool = True,
     ) -> requests.Response:
-        """One request with retries; returns whatever status came back last."""
+        """One request with retries; returns whatever status came back last.
+
+        ``idempotent=False`` retries only failures to connect (the request surely did not
+        reach the server): never a broken reply or a retryable status."""
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
         prepared = self._prepare(method, path, content, params, extra_headers)
         url = prepared.url or ""
         session = self.session
+        if not idempotent:
+            _PerCallRetryAdapter.call.policy = self._adapter.once_policy()
         try:
             response = session.send(
                 prepared,
@@ -184,6 +191,8 @@ class Transport:
             raise APIConnectionError(
                 f"Could not reach the Prefect API for {method} {redact_url(url)}: {_reason(exc)}"
             ) from exc
+        finally:
+            _PerCallRetryAdapter.call.policy = None
         if not self._contacted:
             self._contacted = True
             self._adapter.max_retries = self._retry_after_contact
@@ -229,11 +238,15 @@ class Transport:
         *,
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
+        idempotent: bool = True,
     ) -> requests.Response:
-        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply."""
+        """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
+        ``idempotent=False``: see ``send``."""
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers(self) if csrf else None
-        response = self.send(method, path, content=content, params=params, extra_headers=extra)
+        response = self.send(
+            method, path, content=content, params=params, extra_headers=extra, idempotent=idempotent
+        )
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
         # as many renewals as the call has attempts.
@@ -247,7 +260,10 @@ class Transport:
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
             extra = self.csrf.headers(self, refused=extra.get("Prefect-Csrf-Token"))
-            response = self.send(method, path, content=content, params=params, extra_headers=extra)
+            response = self.send(
+                method, path, content=content, params=params, extra_headers=extra,
+                idempotent=idempotent,
+            )  # fmt: skip
         self.raise_for_status(response)
         return response
 
@@ -265,6 +281,29 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+class _PerCallRetryAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` whose retry policy one call on one thread may replace."""
+
+    call = threading.local()
+
+    @property  # type: ignore[override]
+    def max_retries(self) -> PrefectRetry:
+        return getattr(self.call, "policy", None) or self._policy
+
+    @max_retries.setter
+    def max_retries(self, policy: PrefectRetry) -> None:
+        self._policy = policy
+
+    @property
+    def policy(self) -> PrefectRetry:
+        """The policy calls use unless one replaces it."""
+        return self._policy
+
+    def once_policy(self) -> PrefectRetry:
+        """The current policy without retries of reads or statuses."""
+        return self._policy.new(read=0, status_forcelist=frozenset())
 
 
 def _split_userinfo(

@@ -10,6 +10,7 @@ OrchestrationClientError
  └── ClientClosedError        (also RuntimeError)
 """
 
+from ._exactly_once import StateChangeOutcomeUnknown
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -30,4 +31,5 @@ __all__ = [
     "PrefectHTTPStatusError",
     "RequestValidationError",
     "ResponseDecodeError",
+    "StateChangeOutcomeUnknown",
 ]
