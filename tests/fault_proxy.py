@@ -18,6 +18,7 @@ A script of rules picks requests by method and path and does something hostile t
 again on the same port. Every rule fires ``times`` times, then falls away.
 """
 
+import contextlib
 import socket
 import struct
 import threading
@@ -84,18 +85,14 @@ class FaultProxy:
         """Refuse new connections and reset the open ones."""
         listener, self._listener = self._listener, None
         if listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             listener.close()
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:
-            try:
+            with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             _reset(client)
 
     def stop(self) -> None:
@@ -250,11 +247,7 @@ def _read_message(reader: BinaryIO, *, is_request: bool) -> Optional[Tuple[bytes
 
 def _reset(sock: socket.socket) -> None:
     """Close with RST instead of FIN, as a crashed peer or a killed proxy would."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass

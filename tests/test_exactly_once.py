@@ -17,8 +17,8 @@ from stub_server import RESET, StubServer, json_reply
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client import _retry as retry_module
-from orchestration_client._exactly_once import _maybe_replaced
 from orchestration_client._bodies import StateCreate
+from orchestration_client._exactly_once import _maybe_replaced
 from orchestration_client.exceptions import (
     APIConnectionError,
     OrchestrationClientError,
@@ -234,9 +234,9 @@ def test_non_idempotent_send_retries_refused_connections(
     url = stub.api_url
     stub.stop()  # nothing listens there now: every connection is refused
     client = SyncPrefectClient(url)
-    with caplog.at_level(logging.DEBUG, logger="orchestration_client"):
-        with pytest.raises(APIConnectionError) as caught:
-            client.set_task_run_state(RUN, Failed())
+    with caplog.at_level(logging.DEBUG, logger="orchestration_client"), \
+            pytest.raises(APIConnectionError) as caught:
+        client.set_task_run_state(RUN, Failed())
     assert not isinstance(caught.value, StateChangeOutcomeUnknown)  # surely not applied
     retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry ")]
     assert len(retries) == 3 and all("NewConnectionError" in m for m in retries)
