@@ -15,7 +15,8 @@ A script of rules picks requests by method and path and does something hostile t
 * ``retry_after``: forward nothing; answer 503 with ``Retry-After: <retry_after>``.
 
 ``down()`` closes the listening socket (new connections are refused) and ``up()`` opens it
-again on the same port. Every rule fires ``times`` times, then falls away.
+again on the same port. Every rule fires ``times`` times (on every ``every``-th matching
+request), then falls away.
 """
 
 import contextlib
@@ -39,7 +40,9 @@ class Rule:
     drip_seconds: float = 0.2
     oversized_bytes: int = 64 * 1024 * 1024
     then_down: bool = False  # after a drop: refuse every later connection
+    every: int = 1  # act on every n-th matching request only (the others pass)
     hits: int = field(default=0)
+    seen: int = field(default=0)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and self.path in path
@@ -119,6 +122,9 @@ class FaultProxy:
         with self._lock:
             for rule in self.rules:
                 if rule.hits < rule.times and rule.matches(method, path):
+                    rule.seen += 1
+                    if rule.seen % rule.every:
+                        continue
                     rule.hits += 1
                     self.log.append((method, path, rule.action))
                     return rule.action
