@@ -26,7 +26,7 @@ PUBLIC = {
     "orchestration_client.exceptions": [
         "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectNotFound",
         "OrchestrationClientError", "PrefectHTTPStatusError", "RequestValidationError",
-        "ResponseDecodeError",
+        "ResponseDecodeError", "StateChangeOutcomeUnknown",
     ],
     "orchestration_client.filters": [
         "DeploymentFilter", "DeploymentFilterConcurrencyLimit", "DeploymentFilterId",
