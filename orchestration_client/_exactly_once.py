@@ -31,7 +31,12 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from ._bodies import StateCreate
 from ._enums import SetStateStatus, StateType
-from ._exceptions import APIConnectionError, PrefectHTTPStatusError
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    PrefectHTTPStatusError,
+    ResponseDecodeError,
+)
 from ._retry import PrefectRetry
 from ._schemas import OrchestrationResult, State, StateAcceptDetails
 
@@ -110,6 +115,8 @@ def set_state_once(
         if ambiguous is not None:
             try:
                 states, date = read_history()
+            except (APITimeoutError, ResponseDecodeError) as exc:  # not worth repeating
+                raise _unknown(task_run_id, transition_id, ambiguous, exc) from exc
             except (APIConnectionError, PrefectHTTPStatusError) as exc:
                 if retry is None or (
                     isinstance(exc, PrefectHTTPStatusError) and exc.status_code not in retryable

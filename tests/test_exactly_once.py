@@ -151,6 +151,14 @@ def test_history_unreadable_means_outcome_unknown(mock: responses.RequestsMock) 
     assert str(copy) == str(error) and copy.transition_id == error.transition_id
 
 
+def test_history_reply_malformed_means_outcome_unknown(mock: responses.RequestsMock) -> None:
+    server = Server(mock, [(502, True)])
+    mock.replace(responses.GET, HISTORY, body=b"<html>proxy error</html>", status=200)
+    with pytest.raises(StateChangeOutcomeUnknown, match="reading its state history failed"):
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert len(server.bodies) == 1
+
+
 def test_history_readable_again_within_the_budget(mock: responses.RequestsMock) -> None:
     server = Server(mock, [(502, True)])
     server.history_fails = 2
