@@ -86,11 +86,11 @@ def stamp(proposed: StateCreate) -> uuid.UUID:
     """Give ``proposed`` a fresh ``transition_id`` unless the caller set one; return it.
     The caller's own ``StateDetails`` object is not changed."""
     details = proposed.state_details
-    if details.transition_id is None:
-        details = msgspec.structs.replace(details, transition_id=uuid.uuid4())
-        proposed.state_details = details
-    assert details.transition_id is not None
-    return details.transition_id
+    if details.transition_id is not None:
+        return details.transition_id
+    fresh = uuid.uuid4()
+    proposed.state_details = msgspec.structs.replace(details, transition_id=fresh)
+    return fresh
 
 
 def set_state_once(
