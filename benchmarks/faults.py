@@ -12,19 +12,22 @@ import concurrent.futures
 import datetime
 import email.utils
 import json
+import multiprocessing
 import os
 import pathlib
 import random
+import resource
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from fault_proxy import FaultProxy  # noqa: E402
 from helpers import runs_tagged  # noqa: E402
 from prefect_server import PrefectServer, migrate_template  # noqa: E402
 from stub_server import HANG, StubServer, json_reply  # noqa: E402
@@ -37,10 +40,15 @@ from orchestration_client.states import Completed, Running  # noqa: E402
 Row = Dict[str, Any]
 
 
+class WrongReply(Exception):
+    """A call returned another request's data: counted as an unclear failure."""
+
+
 class Tally:
     """Counts outcomes of operations run from many threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, clear: Tuple[Type[BaseException], ...] = (OrchestrationClientError,)) -> None:
+        self.clear_types = clear
         self.attempted = self.succeeded = self.clear = self.unclear = 0
         self.slowest = 0.0
         self.ids: List[uuid.UUID] = []
@@ -52,7 +60,7 @@ class Tally:
         run_id = None
         try:
             run_id = operation()
-        except OrchestrationClientError:
+        except self.clear_types:
             outcome = "clear"
         except Exception:  # anything else is a bug in error handling: counted apart
             outcome = "unclear"
@@ -216,6 +224,194 @@ def shared_client(make_server: Callable[..., PrefectServer]) -> Row:
     server.stop()
     return row
 
+# ---- issue 10: lost replies, forked workers, hostile proxies ------------------------------
+
+
+def _history_row(tally: Tally, direct: SyncPrefectClient, expected: List[str]) -> Row:
+    """Lost: a run whose state changes the client reported as done but the server lacks.
+    Duplicated: a run whose history holds a state more than once (or run_count > 1)."""
+    lost = duplicated = 0
+    for run_id in tally.ids:
+        history = [s.name for s in direct.read_task_run_states(run_id)]
+        if len(history) > len(expected) or direct.read_task_run(run_id).run_count > 1:
+            duplicated += 1
+        elif history != expected:
+            lost += 1
+    return {**tally.row(), "lost": lost, "duplicated": duplicated}
+
+
+def lost_state_replies(server: PrefectServer, which: str) -> Row:
+    """40 lifecycles on 4 threads; the proxy loses 1 in 3 set_state replies after the server
+    committed (a reset) and answers 502 after committing to 2 in 9 more."""
+    proxy = FaultProxy(server.port)
+    proxy.add("drop", "POST", "/set_state", times=10**6, every=3)
+    proxy.add("502", "POST", "/set_state", times=10**6, every=3)
+    direct = SyncPrefectClient(server.api_url)
+    if which == "ours":
+        client: Any = SyncPrefectClient(proxy.api_url)
+        running, completed = Running, Completed
+        tally = Tally()
+    else:
+        import httpx
+        from prefect.client.orchestration import SyncPrefectClient as PrefectClient
+        from prefect.exceptions import PrefectException
+        from prefect.states import Completed as completed
+        from prefect.states import Running as running
+
+        client = PrefectClient(proxy.api_url)
+        client.__enter__()
+        tally = Tally(clear=(httpx.HTTPError, PrefectException))
+
+    def one(_: int) -> Optional[uuid.UUID]:
+        run_id = direct.create_task_run(Task(name="lost-reply"), None, uuid.uuid4().hex).id
+        client.set_task_run_state(run_id, running())
+        client.set_task_run_state(run_id, completed())
+        return run_id
+
+    in_threads(4, 40, lambda i: tally.run(lambda: one(i)))
+    faults = sum(action != "pass" for action in proxy.actions())
+    if which != "ours":
+        client.__exit__(None, None, None)
+    proxy.stop()
+    row = _history_row(tally, direct, ["Pending", "Running", "Completed"])
+    return {**row, "note": f"{faults} replies lost"}
+
+
+def _forked_worker(client: SyncPrefectClient, tag: str, count: int, out: Any, go: Any) -> None:
+    go.wait(60)  # all processes start together
+    for _ in range(count):
+        started = time.monotonic()
+        outcome, run_id = "succeeded", None
+        try:
+            wanted = uuid.uuid4()
+            run = client.create_task_run(Task(name="fork", tags=[tag]), None, wanted.hex, id=wanted)
+            if run.id != wanted:
+                raise WrongReply(f"asked to create {wanted}, got {run.id}")
+            for _ in range(3):
+                if client.read_task_run(wanted).id != wanted:
+                    raise WrongReply("read another run")
+            client.set_task_run_state(wanted, Running())
+            result = client.set_task_run_state(wanted, Completed())
+            if result.state is None or result.state.state_details.task_run_id != wanted:
+                raise WrongReply("a state result for another run")
+            run_id = wanted
+        except OrchestrationClientError as exc:
+            outcome = "clear"
+            if os.environ.get("FAULTS_VERBOSE"):
+                print(f"  pid {os.getpid()}: {exc!r}"[:300], flush=True)
+        except Exception as exc:
+            outcome = "unclear"
+            if os.environ.get("FAULTS_VERBOSE"):
+                print(f"  pid {os.getpid()}: {exc!r}"[:300], flush=True)
+        out.put((outcome, time.monotonic() - started, run_id and str(run_id)))
+
+
+def forked_workers(make_server: Callable[..., PrefectServer]) -> Row:
+    """A client used once, then os.fork()ed: the parent and 4 children each run 20
+    lifecycles (create, 3 reads, Running, Completed) on it at the same time. A reply for
+    another process's request counts as unclear."""
+    server = make_server()
+    tag = f"fork-{uuid.uuid4().hex[:6]}"
+    client = SyncPrefectClient(server.api_url)
+    client.api_version()  # the parent now holds a pooled connection the children inherit
+    context = multiprocessing.get_context("fork")
+    out, go = context.Queue(), context.Event()
+    children = [context.Process(target=_forked_worker, args=(client, tag, 20, out, go))
+                for _ in range(4)]
+    for child in children:
+        child.start()
+    time.sleep(1)
+    go.set()
+    _forked_worker(client, tag, 20, out, go)
+    tally = Tally()
+    for _ in range(5 * 20):
+        outcome, seconds, run_id = out.get(timeout=300)
+        tally.attempted += 1
+        setattr(tally, outcome, getattr(tally, outcome) + 1)
+        tally.slowest = max(tally.slowest, seconds)
+        if run_id:
+            tally.ids.append(uuid.UUID(run_id))
+    for child in children:
+        child.join(timeout=60)
+    row = tally.row(SyncPrefectClient(server.api_url), tag)
+    server.stop()
+    return row
+
+
+def _bounded(tally: Tally, operation: Callable[[], Optional[uuid.UUID]], limit: float) -> None:
+    """Run one call, giving up on it after ``limit`` s (it may sleep for years): a call
+    still running then counts as an unclear failure."""
+    done = threading.Event()
+    box: Dict[str, Any] = {}
+
+    def call() -> None:
+        inner = Tally(tally.clear_types)
+        inner.run(operation)
+        box["tally"] = inner
+        done.set()
+
+    started = time.monotonic()
+    threading.Thread(target=call, daemon=True).start()
+    finished = done.wait(limit)
+    tally.attempted += 1
+    if not finished:
+        tally.unclear += 1
+        tally.slowest = max(tally.slowest, time.monotonic() - started)
+        return
+    inner = box["tally"]
+    tally.succeeded += inner.succeeded
+    tally.clear += inner.clear
+    tally.unclear += inner.unclear
+    tally.slowest = max(tally.slowest, inner.slowest)
+
+
+def hostile_proxy(server: PrefectServer) -> Dict[str, Row]:
+    """One proxy in front of a real server, one hostile behaviour per row, a fresh client
+    (5 s timeout) for each. Every read checks that it got the run it asked for."""
+    direct = SyncPrefectClient(server.api_url)
+    ids = [direct.create_task_run(Task(name="hostile"), None, f"h{i}").id for i in range(2)]
+    rows: Dict[str, Row] = {}
+
+    def read(client: SyncPrefectClient, index: int) -> uuid.UUID:
+        wanted = ids[index % 2]
+        got = client.read_task_run(wanted).id
+        if got != wanted:
+            raise WrongReply(f"asked for {wanted}, got {got}")
+        return got
+
+    def scenario(name: str, rule: Dict[str, Any], calls: int, limit: float,
+                 operation: Callable[[SyncPrefectClient, int], Any]) -> None:
+        proxy = FaultProxy(server.port)
+        proxy.add(**rule)
+        client = SyncPrefectClient(proxy.api_url, httpx_settings={"timeout": 5})
+        tally = Tally()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for index in range(calls):
+            _bounded(tally, lambda i=index: operation(client, i) and None, limit)
+        grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
+        proxy.stop()
+        rows[name] = {**tally.row(), "note": f"peak RSS +{grew:.0f} MB" if grew > 20 else ""}
+        print(f"  {name}: {rows[name]}", flush=True)
+
+    scenario("1xx interim reply (103) before every reply, 20 reads",
+             {"action": "interim", "method": "GET", "path": "/task_runs/", "times": 10**6},
+             20, 30, read)
+    scenario("slow drip (a byte every 0.05 s), timeout 5 s, 3 reads",
+             {"action": "drip", "method": "GET", "path": "/task_runs/", "times": 10**6,
+              "drip_seconds": 0.05}, 3, 200, read)
+    scenario("reset mid-body (every 2nd reply), 20 reads",
+             {"action": "reset_mid_body", "method": "GET", "path": "/task_runs/",
+              "times": 10**6, "every": 2}, 20, 30, read)
+    scenario("oversized body (64 MB chunked), 3 reads",
+             {"action": "oversized", "method": "POST", "path": "/task_runs/filter",
+              "times": 10**6}, 3, 60, lambda c, i: c.read_task_runs(limit=1) and None)
+    for value in ("1000000000", "1e10"):
+        scenario(f"Retry-After: {value} (call abandoned after 10 s), 2 calls",
+                 {"action": "retry_after", "method": "GET", "path": "/hello", "times": 10**6,
+                  "retry_after": value}, 2, 10, lambda c, i: c.hello() and None)
+    return rows
+
+
 
 def retry_after_over_cap() -> Row:
     """Retry-After asking for more than the 60 s cap: every call fails at once, clearly."""
@@ -286,14 +482,26 @@ def main() -> None:
         return server.start()
 
     rows: Dict[str, Row] = {}
+    only = sys.argv[1:]  # e.g. "issue10" runs only the rows added for issue 10
     try:
+        # Forked workers first: fork() before this process has started any thread.
+        print("running: forked workers ...", flush=True)
+        rows["client used before fork(), parent + 4 children, 100 lifecycles with reads"] = \
+            forked_workers(make_server)
+        if "issue10" not in only:
+            for name, scenario in [
+                ("server killed twice, 400 lifecycles, 4 threads", lambda: restarts(make_server)),
+                ("429/502/503 + Retry-After (int, float, date, junk)", retry_after_forms),
+                ("server never answers (timeout 1 s)", no_answer),
+                ("malformed 200 replies", malformed),
+                ("CSRF on, 2 s tokens, 150 lifecycles", lambda: csrf(make_server)),
+                ("8 threads, one client, 666 lifecycles", lambda: shared_client(make_server)),
+            ]:
+                print(f"running: {name} ...", flush=True)
+                rows[name] = scenario()
+            print("running: basic auth ...", flush=True)
+            rows.update(basic_auth(make_server))
         for name, scenario in [
-            ("server killed twice, 400 lifecycles, 4 threads", lambda: restarts(make_server)),
-            ("429/502/503 + Retry-After (int, float, date, junk)", retry_after_forms),
-            ("server never answers (timeout 1 s)", no_answer),
-            ("malformed 200 replies", malformed),
-            ("CSRF on, 2 s tokens, 150 lifecycles", lambda: csrf(make_server)),
-            ("8 threads, one client, 666 lifecycles", lambda: shared_client(make_server)),
             ("Retry-After over the 60 s cap (1e9, 1e10, year 9999, 3600)", retry_after_over_cap),
             ("CSRF token endpoint hangs, 8 threads, timeout 1 s", csrf_endpoint_hangs),
             ("non-Latin-1 attribution and custom header values", attribution_non_latin1),
@@ -301,8 +509,14 @@ def main() -> None:
         ]:
             print(f"running: {name} ...", flush=True)
             rows[name] = scenario()
-        print("running: basic auth ...", flush=True)
-        rows.update(basic_auth(make_server))
+        server = make_server()
+        for which in ("ours", "prefect"):
+            print(f"running: lost set_state replies ({which}) ...", flush=True)
+            label = "orchestration_client" if which == "ours" else "Prefect 3.9.1 client"
+            rows[f"lost set_state replies (reset or 502 after commit), 40 lifecycles, {label}"] = \
+                lost_state_replies(server, which)
+        print("running: hostile proxy replies ...", flush=True)
+        rows.update(hostile_proxy(server))
     finally:
         for server in started:
             server.stop()
@@ -311,12 +525,14 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, row in rows.items():
         extra = f" (waits as asked: {row['waits_as_asked']})" if "waits_as_asked" in row else ""
+        extra += f" ({row['note']})" if row.get("note") else ""
         print(f"| {name}{extra} | {row['attempted']} | {row['succeeded']} | {row['failed_clearly']} | "
               f"{row['failed_unclearly']} | {row['lost']} | {row['duplicated']} | "
               f"{row.get('not_completed', 0)} | {row['slowest_s']} s |")
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
-    (results / "faults.json").write_text(json.dumps(
+    name = "faults-issue10.json" if "issue10" in only else "faults.json"
+    (results / name).write_text(json.dumps(
         {"date": datetime.datetime.now().isoformat(timespec="seconds"), "rows": rows}, indent=1))
 
 

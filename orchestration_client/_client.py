@@ -25,6 +25,7 @@ from typing import (
 
 import requests
 
+from . import _exactly_once
 from ._arguments import (
     MAX_KEY_BYTES,
     MAX_NAME_BYTES,
@@ -349,17 +350,40 @@ class SyncPrefectClient:
     ) -> OrchestrationResult:
         """Propose ``state`` for a task run; the server accepts, rejects, aborts or asks to
         wait, as the returned result's ``status`` and ``details`` say. ``force=True`` skips
-        the orchestration rules. As in Prefect, ``state.state_details.task_run_id`` is set."""
+        the orchestration rules. As in Prefect, ``state.state_details.task_run_id`` is set.
+
+        Applied at most once: the proposal carries a fresh ``state_details.transition_id``
+        (unless ``state`` has one), and after a failure that may have followed the server's
+        commit (a reset, a 502) the run's history is read before proposing again. When that
+        can't settle it, ``StateChangeOutcomeUnknown`` is raised (see ``_exactly_once``)."""
         run_id = as_uuid(task_run_id, "task_run_id")
         if not isinstance(force, bool):
             raise TypeError(f"force must be a bool, got {type(force).__name__}")
         proposed = state_create(state)
         state.state_details.task_run_id = run_id
+        transition_id = _exactly_once.stamp(proposed)
         content = _set_state_body.encode(
             SetTaskRunState(state=proposed, force=force), "set_task_run_state arguments"
         )
-        return _result.decode(
-            self._transport.request("POST", f"/task_runs/{run_id}/set_state", content=content)
+        transport, path = self._transport, f"/task_runs/{run_id}/set_state"
+
+        def send() -> OrchestrationResult:
+            return _result.decode(
+                transport.request("POST", path, content=content, idempotent=False)
+            )
+
+        def read_history() -> _exactly_once.History:
+            params = {"task_run_id": str(run_id)}
+            reply = transport.request("GET", "/task_run_states/", params=params, idempotent=False)
+            return _states.decode(reply), reply.headers.get("Date")
+
+        return _exactly_once.set_state_once(
+            task_run_id=run_id,
+            proposed=proposed,
+            transition_id=transition_id,
+            send=send,
+            read_history=read_history,
+            budget=transport.retry_policy,
         )
 
     def read_task_run_states(self, task_run_id: Union[uuid.UUID, str]) -> List[State]:

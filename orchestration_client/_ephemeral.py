@@ -5,6 +5,7 @@
   subprocess on 127.0.0.1 and a free port, waits for ``/api/health``, and shares it between
   the clients of this process; it stops when the last of them closes, or at exit. Its data
   lives in ``PREFECT_HOME`` (default ``~/.prefect``), as with Prefect's own ephemeral mode.
+  The server dies with this process however it ends, even by SIGKILL (``_server_guard``).
 * ``serve_app(app)``: serves an ASGI application (such as Prefect's ``create_app()``) with
   uvicorn on a background thread, so the synchronous client can talk to it over HTTP.
 
@@ -22,6 +23,8 @@ import threading
 import time
 import urllib.request
 from typing import Any, List, Optional
+
+from . import _server_guard
 
 __all__ = ["NO_URL_MESSAGE", "LocalServer", "serve_app", "shared_subprocess_server"]
 
@@ -68,7 +71,14 @@ class _SubprocessServer(LocalServer):
         for _ in range(_PORT_ATTEMPTS):
             port = _free_port()
             super().__init__(f"http://127.0.0.1:{port}/api")
-            self._process = subprocess.Popen(self._command(port), env=self._environment())
+            # The server's stdin is a pipe only this process writes to: when this process
+            # dies, however it dies, the pipe closes and the server ends (see _server_guard).
+            self._process = subprocess.Popen(
+                self._command(port),
+                env=self._environment(),
+                stdin=subprocess.PIPE,
+                start_new_session=True,
+            )
             deadline = started + timeout
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
@@ -93,8 +103,9 @@ class _SubprocessServer(LocalServer):
 
     @staticmethod
     def _command(port: int) -> List[str]:
+        from_main_thread = threading.current_thread() is threading.main_thread()
         return [
-            sys.executable, "-m", "uvicorn",
+            sys.executable, _server_guard.__file__, str(os.getpid()), str(int(from_main_thread)),
             "--factory", "prefect.server.api.server:create_app",
             "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "error", "--lifespan", "on",
@@ -112,6 +123,8 @@ class _SubprocessServer(LocalServer):
         }
 
     def _terminate(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         if self._process.poll() is None:
             self._process.terminate()
             try:

@@ -287,6 +287,12 @@ class Transport:
             )
         return None
 
+    @property
+    def retry_policy(self) -> PrefectRetry:
+        """The retry policy an idempotent call would use now (before or after the server
+        first answered); callers that retry by hand, like set_task_run_state, spend it."""
+        return (self._retries_after_contact if self._contacted else self._retries)[True]
+
     def _forget_parent_connections(self) -> None:
         """In a forked child: never touch the parent's sockets, locks or CSRF token."""
         self._pid = os.getpid()

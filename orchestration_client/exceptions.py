@@ -14,6 +14,7 @@ PrefectException             (same name as Prefect's, for ``except PrefectExcept
       └── ClientClosedError        (also RuntimeError)
 """
 
+from ._exactly_once import StateChangeOutcomeUnknown
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -42,4 +43,5 @@ __all__ = [
     "ReplyTooLargeError",
     "RequestValidationError",
     "ResponseDecodeError",
+    "StateChangeOutcomeUnknown",
 ]

@@ -381,7 +381,11 @@ def test_set_state_body_and_side_effect(
     )
     state = Completed(message="done")
     result = client.set_task_run_state(RUN_ID, state, force=True)
-    assert body(mocked) == {
+    sent_body = body(mocked)
+    stamp = sent_body["state"]["state_details"].pop("transition_id")  # fresh per proposal
+    assert uuid.UUID(stamp).version == 4 and state.state_details.transition_id is None
+    sent_body["state"]["state_details"]["transition_id"] = None
+    assert sent_body == {
         "state": {
             **state_body("COMPLETED", "Completed", task_run_id=str(RUN_ID)),
             "message": "done",

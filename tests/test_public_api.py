@@ -27,7 +27,7 @@ PUBLIC = {
         "APIConnectionError", "APITimeoutError", "ClientClosedError", "FeatureNotSupported",
         "ObjectAlreadyExists", "ObjectNotFound", "OrchestrationClientError", "PrefectException",
         "PrefectHTTPStatusError", "ReplyTooLargeError", "RequestValidationError",
-        "ResponseDecodeError",
+        "ResponseDecodeError", "StateChangeOutcomeUnknown",
     ],
     "orchestration_client.filters": [
         "DeploymentFilter", "DeploymentFilterConcurrencyLimit", "DeploymentFilterId",
