@@ -142,6 +142,8 @@ def _errors_as_raised(mocked: responses.RequestsMock) -> List[BaseException]:
     errors.append(exceptions.ReplyTooLargeError(
         "GET /api/task_runs/filter: the reply is over 64 MiB", endpoint="GET /api/task_runs/filter",
         response=response, limit=64 << 20))
+    errors.append(exceptions.StateChangeOutcomeUnknown(
+        "the outcome of the state change is unknown", uuid.UUID(int=1), uuid.UUID(int=2)))
     return errors
 
 
