@@ -20,8 +20,8 @@ PUBLIC = {
     "orchestration_client.sorting": ["TaskRunSort"],
     "orchestration_client.states": [
         "AwaitingConcurrencySlot", "AwaitingRetry", "Cancelled", "Cancelling", "Completed",
-        "Crashed", "Failed", "Late", "Paused", "Pending", "Retrying", "Running", "Scheduled",
-        "State", "Suspended",
+        "Crashed", "Failed", "InfrastructurePending", "Late", "Paused", "Pending", "Retrying",
+        "Running", "Scheduled", "State", "Submitting", "Suspended",
     ],
     "orchestration_client.exceptions": [
         "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectNotFound",
