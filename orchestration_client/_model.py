@@ -59,6 +59,20 @@ def _plain(value: Any, json: bool, drop_none: bool) -> Any:
     return value
 
 
+def _exact(value: Any) -> Any:
+    """``value`` with datetime subclasses (Prefect's pendulum ``DateTime``) made plain
+    ``datetime``, which is all msgspec accepts."""
+    if isinstance(value, dict):
+        return {key: _exact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_exact(item) for item in value)
+    if isinstance(value, datetime.datetime) and type(value) is not datetime.datetime:
+        return datetime.datetime(
+            *value.timetuple()[:6], value.microsecond, value.tzinfo, fold=value.fold
+        )
+    return value
+
+
 class Model(msgspec.Struct, kw_only=True):
     """Keyword-only construction (defaults may sit beside required fields), pydantic-style
     helpers, and Prefect's equality: two models are equal when their ``model_dump`` is,
@@ -119,8 +133,10 @@ class Model(msgspec.Struct, kw_only=True):
         the field that does not fit, as pydantic's ``ValidationError`` (a ``ValueError``)."""
         if isinstance(obj, cls):
             return obj
+        if not isinstance(obj, Mapping) and callable(getattr(obj, "model_dump", None)):
+            obj = obj.model_dump()  # a pydantic model: read its fields as a dict
         try:
-            return msgspec.convert(obj, cls, strict=False, from_attributes=True)
+            return msgspec.convert(_exact(obj), cls, strict=False, from_attributes=True)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid {cls.__name__}: {exc}") from exc
 
