@@ -1,21 +1,34 @@
-"""The CSRF token of one client, for servers with CSRF protection on."""
+"""The CSRF token of one client, for servers with CSRF protection on.
 
+All threads of a client share one client id, and a new token replaces the old one on the
+server, so one fetch serves every thread that needs a token at the same moment (single
+flight). The fetch runs outside the lock: a thread that joins another's fetch waits at most
+its own time budget (connect + read timeout) and then fails with ``APITimeoutError``, so a
+hanging token endpoint never makes one caller wait behind another.
+
+The token source is a plain callable (``fetch(client_id) -> Response``) and a status check,
+so this module does not depend on the transport that uses it.
+"""
+
+import copy
 import datetime
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import msgspec
+import requests
 
 from ._codec import ReplyDecoder
+from ._exceptions import APITimeoutError
 
-if TYPE_CHECKING:
-    from ._transport import Transport
-
-__all__ = ["CsrfToken"]
+__all__ = ["CsrfToken", "Fetch"]
 
 logger = logging.getLogger("orchestration_client")
+
+#: Sends ``GET /csrf-token?client=<id>`` and returns the reply, whatever its status.
+Fetch = Callable[[str], requests.Response]
 
 _RENEWAL_MARGIN = datetime.timedelta(seconds=5)
 
@@ -28,52 +41,117 @@ class _TokenReply(msgspec.Struct):
 _token_reply: ReplyDecoder[_TokenReply] = ReplyDecoder(_TokenReply, "CSRF token")
 
 
+class _Flight:
+    """One token fetch in progress; the threads waiting for it read the outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: Optional[BaseException] = None
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 class CsrfToken:
     """The CSRF token of one client: fetched on first need, renewed shortly before it
     expires or when the server calls it invalid, switched off for good if the server has
     CSRF disabled.
 
-    All threads of a client share one client id, and a new token replaces the old one on
-    the server. So a thread renews a refused token only if it is still the current one;
-    if another thread has renewed it meanwhile, the new token is simply used.
+    A thread renews a refused token only if it is still the current one; if another thread
+    has renewed it meanwhile, the new token is simply used.
     """
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        *,
+        fetch: Fetch,
+        check: Callable[[requests.Response], None],
+        timeout: Optional[Tuple[Optional[float], Optional[float]]] = None,
+    ) -> None:
+        """``check`` raises for a non-2xx reply; ``timeout`` is the (connect, read) pair of
+        one request, which bounds how long a thread waits for another thread's fetch."""
         self.enabled = enabled
         self.client_id = str(uuid.uuid4())
+        self._fetch = fetch
+        self._check = check
+        connect, read = timeout if timeout is not None else (None, None)
+        self._wait_limit = None if connect is None or read is None else connect + read
         self._token: Optional[str] = None
         self._renew_at: Optional[datetime.datetime] = None
+        self._flight: Optional[_Flight] = None
         self._lock = threading.Lock()
 
-    def headers(self, transport: "Transport", *, refused: Optional[str] = None) -> Dict[str, str]:
+    def headers(self, *, refused: Optional[str] = None) -> Dict[str, str]:
         """Headers for a mutating request; ``refused`` is a token the server rejected."""
         with self._lock:
-            now = datetime.datetime.now(datetime.timezone.utc)
-            if self.enabled and (
-                self._token is None
-                or self._token == refused
-                or (self._renew_at is not None and now >= self._renew_at)
-            ):
-                self._fetch(transport)
-            if not self.enabled or self._token is None:
+            if not self.enabled:
                 return {}
-            return {"Prefect-Csrf-Token": self._token, "Prefect-Csrf-Client": self.client_id}
+            token = self._token
+            fresh = self._renew_at is None or _now() < self._renew_at
+            if token is not None and token != refused and fresh:
+                return self._headers(token)
+            flight, leader = self._flight, self._flight is None
+            if flight is None:
+                flight = self._flight = _Flight()
+        if leader:
+            self._lead(flight)
+        else:
+            self._follow(flight)
+        with self._lock:  # the fetch just made (by any thread) is used as it is
+            token = self._token
+            return {} if not self.enabled or token is None else self._headers(token)
 
-    def _fetch(self, transport: "Transport") -> None:
-        response = transport.send("GET", "/csrf-token", params={"client": self.client_id})
+    def _headers(self, token: str) -> Dict[str, str]:
+        return {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": self.client_id}
+
+    def _lead(self, flight: _Flight) -> None:
+        """Fetch a token for every waiting thread; the I/O runs outside the lock."""
+        outcome: Optional[Tuple[str, datetime.datetime]] = None
+        try:
+            outcome = self._fetch_token()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                if flight.error is None:
+                    if outcome is None:
+                        self.enabled = False
+                    else:
+                        self._token, self._renew_at = outcome
+                self._flight = None
+            flight.done.set()
+
+    def _follow(self, flight: _Flight) -> None:
+        """Wait for another thread's fetch, no longer than this call's own budget."""
+        if not flight.done.wait(self._wait_limit):
+            raise APITimeoutError(
+                f"no CSRF token within {self._wait_limit:g} s: the token request made for "
+                "this client by another thread has not been answered"
+            )
+        if flight.error is not None:
+            try:
+                error = copy.copy(flight.error)  # each thread raises its own object
+            except Exception:
+                error = flight.error
+            raise error from None
+
+    def _fetch_token(self) -> Optional[Tuple[str, datetime.datetime]]:
+        """A new token and when to renew it, or None when the server has CSRF off."""
+        response = self._fetch(self.client_id)
         if response.status_code == 404 or (
             response.status_code == 422 and b"CSRF protection is disabled" in response.content
         ):
             logger.debug("server has CSRF protection off; not sending CSRF tokens")
-            self.enabled = False
-            return
-        transport.raise_for_status(response)
+            return None
+        self._check(response)
         token = _token_reply.decode(response)
         expiration = token.expiration
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=datetime.timezone.utc)
         # Renew a little early (a quarter of the lifetime, at most 5 s), so that a request
         # stamped just before expiry does not arrive just after it.
-        lifetime = expiration - datetime.datetime.now(datetime.timezone.utc)
-        margin = min(_RENEWAL_MARGIN, max(lifetime / 4, datetime.timedelta(0)))
-        self._token, self._renew_at = token.token, expiration - margin
+        margin = min(_RENEWAL_MARGIN, max((expiration - _now()) / 4, datetime.timedelta(0)))
+        return token.token, expiration - margin

@@ -1,30 +1,37 @@
 """Every error the client raises on purpose, in one tree::
 
-    OrchestrationClientError
-     ├── PrefectHTTPStatusError   (also requests.HTTPError)   non-2xx reply, after retries
-     │    └── ObjectNotFound                                   404: no such object or route
-     ├── APIConnectionError       (also requests.ConnectionError) the API could not be reached
-     ├── APITimeoutError          (also requests.Timeout)      no reply within the read timeout
-     ├── ResponseDecodeError      (also ValueError)            a 2xx reply of the wrong shape
-     ├── RequestValidationError   (also TypeError, ValueError) bad arguments; nothing was sent
-     └── ClientClosedError        (also RuntimeError)          the client was used after close
+    PrefectException              same name as prefect.exceptions.PrefectException
+     └── OrchestrationClientError
+          ├── PrefectHTTPStatusError   (also requests.HTTPError)     non-2xx reply, after retries
+          │    ├── ObjectNotFound                                     404: no such object or route
+          │    └── ObjectAlreadyExists                                409 (built by user code)
+          ├── APIConnectionError       (also requests.ConnectionError) API could not be reached
+          ├── APITimeoutError          (also requests.Timeout)        no reply within the timeout
+          ├── ResponseDecodeError      (also ValueError)              a 2xx reply of wrong shape
+          ├── RequestValidationError   (also TypeError, ValueError)   bad arguments; none sent
+          └── ClientClosedError        (also RuntimeError)            used after close
 
 Each HTTP-level error keeps the ``requests`` base class users already catch. Messages name
-the method and URL with any ``user:password@`` removed, never a credential.
+the method and URL with any ``user:password@`` removed, never a credential. Every error
+pickles with its message and attributes, so it can cross a process pool.
 """
 
 import json
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+
+from ._retry import MAX_WAIT, asked_wait
 
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "ClientClosedError",
+    "ObjectAlreadyExists",
     "ObjectNotFound",
     "OrchestrationClientError",
+    "PrefectException",
     "PrefectHTTPStatusError",
     "RequestValidationError",
     "ResponseDecodeError",
@@ -43,16 +50,58 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-class OrchestrationClientError(Exception):
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _rebuild(cls: Type[_E], args: Tuple[Any, ...], state: Dict[str, Any]) -> _E:
+    """Unpickle an error without calling its ``__init__`` (whose signature varies)."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class PrefectException(Exception):
+    """Named like ``prefect.exceptions.PrefectException``, so that ``except PrefectException``
+    in code written for Prefect still catches this package's errors after the import swap."""
+
+
+class OrchestrationClientError(PrefectException):
     """Root of this package's errors."""
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # The default pickling calls ``cls(*self.args)``, which our keyword-only or
+        # response-taking constructors refuse; restore args and attributes directly.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
-def _body_detail(response: requests.Response) -> Any:
-    """The parsed JSON body of an error reply, or its text when it is not JSON."""
+
+_TOO_DEEP = " (a JSON body nested too deeply to parse, shown as text)"
+
+
+def _body_detail(response: requests.Response) -> Tuple[Any, str]:
+    """The parsed JSON body of an error reply, or its text when it is not JSON; plus a note
+    for the message when the body was JSON nested too deeply to parse (a hostile or broken
+    server must not turn an HTTP error into a ``RecursionError``)."""
     try:
-        return json.loads(response.content) if response.content else None
+        return (json.loads(response.content) if response.content else None), ""
     except ValueError:
-        return response.text
+        return response.text, ""
+    except RecursionError:
+        return response.text, _TOO_DEEP
+
+
+def _shown_detail(detail: Any) -> str:
+    """``detail`` as one line for a message, cut to a readable length."""
+    if isinstance(detail, str):
+        shown = detail
+    else:
+        try:
+            shown = json.dumps(detail)
+        except (ValueError, TypeError, RecursionError):
+            shown = repr(detail)
+    if len(shown) > _MAX_BODY_IN_MESSAGE:
+        shown = shown[:_MAX_BODY_IN_MESSAGE] + "..."
+    return shown
 
 
 def _status_kind(status: int) -> str:
@@ -70,17 +119,32 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
 
     Attributes: ``status_code``, ``method``, ``url`` (credentials removed), ``detail`` (the
     server's parsed JSON error body, or its text), ``retries`` (retries spent on this call),
-    plus ``request``/``response`` as on any ``requests.HTTPError``.
+    ``retry_after`` (seconds the reply's ``Retry-After`` asked for, or None), plus
+    ``request``/``response`` as on any ``requests.HTTPError``. When the server asked for a
+    longer wait than the client ever makes (``MAX_WAIT``), the message says so.
     """
 
     def __init__(self, response: requests.Response, *, retries: int = 0) -> None:
+        message = self._read(response, retries)
+        super().__init__(message, response=response, request=response.request)
+
+    def _read(self, response: requests.Response, retries: int) -> str:
+        """Set the attributes from ``response``; return the message."""
         request = response.request
         self.status_code: int = response.status_code
         self.method: str = (request.method or "") if request is not None else ""
         self.url: str = redact_url(response.url or (request.url or "" if request else ""))
-        self.detail: Any = _body_detail(response)
+        self.detail: Any
+        self.detail, note = _body_detail(response)
         self.retries = retries
-        super().__init__(self._message(response.reason), response=response, request=request)
+        self.retry_after: Optional[float] = asked_wait(response.headers)
+        if self.retry_after is not None and self.retry_after > MAX_WAIT:
+            asked = str(response.headers.get("Retry-After", ""))[:80]
+            note += (
+                f" (the server asked to retry after {self.retry_after:.0f} s, Retry-After: "
+                f"{asked!r}; the client waits at most {MAX_WAIT:g} s, so it did not retry)"
+            )
+        return self._message(response.reason) + note
 
     def _message(self, reason: Optional[str]) -> str:
         status = f"{self.status_code} {reason}" if reason else str(self.status_code)
@@ -88,24 +152,65 @@ class PrefectHTTPStatusError(OrchestrationClientError, requests.HTTPError):
         if self.retries:
             message += f" (gave up after {self.retries} retries)"
         if self.detail not in (None, "", {}, []):
-            shown = self.detail if isinstance(self.detail, str) else json.dumps(self.detail)
-            if len(shown) > _MAX_BODY_IN_MESSAGE:
-                shown = shown[:_MAX_BODY_IN_MESSAGE] + "..."
-            message += f" - Response: {shown}"
+            message += f" - Response: {_shown_detail(self.detail)}"
         return message
 
 
-class ObjectNotFound(PrefectHTTPStatusError):
-    """404: the object does not exist, or the URL names no API route.
+class _WrapsHTTPError(PrefectHTTPStatusError):
+    """An error for one status that user code may also build from another error, as with
+    Prefect's ``ObjectNotFound(http_exc=..., help_message=...)``.
 
-    ``http_exc`` and ``help_message`` exist for code written against Prefect's class.
+    The client raises it with the reply (``cls(response, retries=n)``); user code passes the
+    HTTP error it caught, whose response (if a ``requests`` one) fills the attributes.
     """
 
-    help_message: Optional[str] = None
+    _STATUS = 0
+
+    def __init__(
+        self,
+        http_exc: Union[requests.Response, BaseException],
+        help_message: Optional[str] = None,
+        *args: Any,
+        retries: int = 0,
+    ) -> None:
+        self.help_message = help_message
+        self._http_exc: Optional[BaseException] = None
+        if isinstance(http_exc, requests.Response):
+            response: Optional[requests.Response] = http_exc
+        else:
+            self._http_exc = http_exc
+            found = getattr(http_exc, "response", None)
+            response = found if isinstance(found, requests.Response) else None
+            retries = getattr(http_exc, "retries", retries)
+        if response is not None:
+            message = self._read(response, retries)
+        else:
+            self.status_code, self.method, self.url = self._STATUS, "", ""
+            self.detail, self.retries, self.retry_after = None, retries, None
+            message = f"{self._STATUS}: {type(http_exc).__name__}: {http_exc}"
+        requests.HTTPError.__init__(
+            self,
+            help_message or message,
+            *args,
+            response=response,
+            request=response.request if response is not None else None,
+        )
 
     @property
-    def http_exc(self) -> "PrefectHTTPStatusError":
-        return self
+    def http_exc(self) -> BaseException:
+        """The error this one wraps: the one user code passed in, else itself (it carries
+        ``response`` as Prefect's wrapped httpx error does)."""
+        return self if self._http_exc is None else self._http_exc
+
+
+class ObjectNotFound(_WrapsHTTPError):
+    """404: the object does not exist, or the URL names no API route.
+
+    Also constructible as in Prefect: ``ObjectNotFound(http_exc=error, help_message=...)``;
+    ``str()`` is then the help message when one is given.
+    """
+
+    _STATUS = 404
 
     def _message(self, reason: Optional[str]) -> str:
         message = super()._message(reason)
@@ -114,6 +219,14 @@ class ObjectNotFound(PrefectHTTPStatusError):
                 " (no such route: check that the API URL ends in /api and that the id is a UUID)"
             )
         return message
+
+
+class ObjectAlreadyExists(_WrapsHTTPError):
+    """409: the object exists already. The client's task-run calls raise a plain
+    ``PrefectHTTPStatusError`` for a 409 (as Prefect's do); this class exists for code written
+    against Prefect, constructible as there: ``ObjectAlreadyExists(http_exc=error)``."""
+
+    _STATUS = 409
 
 
 class APIConnectionError(OrchestrationClientError, requests.ConnectionError):

@@ -7,6 +7,10 @@ What differs from plain ``Retry``, and why (Prefect's client does the same):
 * ``Retry-After`` may be whole or fractional seconds or an HTTP date; a malformed or
   infinite value falls back to the exponential wait instead of failing the call, and the
   header's wait is only ever lengthened by jitter;
+* no single wait is longer than ``MAX_WAIT`` (60 s; Prefect's longest default back-off is
+  32 s). A server whose ``Retry-After`` asks for more is not waited for: the reply is
+  returned at once and becomes an error that says what was asked (no call sleeps for
+  years, and no header value can raise ``OverflowError``);
 * a reply with ``Prefect-Maintenance: true`` does not use up an attempt (bounded);
 * read timeouts are not retried, so a call never waits much longer than its timeout;
 * every retry decision is logged at DEBUG on the ``orchestration_client`` logger.
@@ -24,7 +28,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Collection, Optional
 
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import RequestHistory, Retry
 
 if TYPE_CHECKING:  # urllib3 1.26 (still pinned by botocore on Python 3.9) lacks the name
@@ -34,7 +38,9 @@ __all__ = [
     "DEFAULT_RETRY_STATUS_CODES",
     "FIRST_CONTACT_CONNECT_RETRIES",
     "MAX_MAINTENANCE_RETRIES",
+    "MAX_WAIT",
     "PrefectRetry",
+    "asked_wait",
     "parse_retry_after",
 ]
 
@@ -47,6 +53,8 @@ FIRST_CONTACT_CONNECT_RETRIES = 3
 _FIRST_CONTACT_BACKOFF_FACTOR = 0.25
 #: How many ``Prefect-Maintenance: true`` replies may be retried without using attempts.
 MAX_MAINTENANCE_RETRIES = 10
+#: The longest the client waits before one retry, in seconds, whatever the server asks.
+MAX_WAIT = 60.0
 
 
 def parse_retry_after(value: str) -> Optional[float]:
@@ -71,6 +79,12 @@ def parse_retry_after(value: str) -> Optional[float]:
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def asked_wait(headers: Any) -> Optional[float]:
+    """The wait a reply's ``Retry-After`` header asks for (None if absent or unreadable)."""
+    header = headers.get("Retry-After") if headers is not None else None
+    return parse_retry_after(header) if isinstance(header, str) and header else None
 
 
 class PrefectRetry(Retry):
@@ -141,6 +155,15 @@ class PrefectRetry(Retry):
     ) -> "PrefectRetry":
         if isinstance(error, ReadTimeoutError):
             raise error.with_traceback(_stacktrace)
+        wait = asked_wait(response.headers) if response is not None else None
+        if wait is not None and wait > MAX_WAIT:
+            # urllib3 then hands back this reply (raise_on_status is off); the error raised
+            # for it names the wait the server asked for.
+            logger.debug(
+                "not retrying %s %s: status %s asks to wait %.0f s, over the %g s cap",
+                method, url, response.status if response is not None else "?", wait, MAX_WAIT,
+            )  # fmt: skip
+            raise MaxRetryError(_pool, url or "", None)
         if (
             response is not None
             and response.headers.get("Prefect-Maintenance", "").lower() == "true"
@@ -171,11 +194,12 @@ class PrefectRetry(Retry):
 
     def sleep(self, response: Optional["BaseHTTPResponse"] = None) -> None:
         header = response.headers.get("Retry-After") if response is not None else None
-        retry_after = parse_retry_after(header) if header else None
+        retry_after = asked_wait(response.headers) if response is not None else None
         if retry_after:
             delay, source = self._jittered(retry_after, at_least=True), "Retry-After"
         else:
             delay, source = self.get_backoff_time(), "backoff"
+        delay = min(delay, MAX_WAIT)
         if logger.isEnabledFor(logging.DEBUG):
             last = self.history[-1] if self.history else None
             cause = f"status {last.status}" if last and last.status else repr(last and last.error)

@@ -105,7 +105,12 @@ class Transport:
         self._headers: requests.structures.CaseInsensitiveDict[Union[str, bytes]] = (
             requests.structures.CaseInsensitiveDict(self.session.headers)
         )
-        self.csrf = CsrfToken(settings.csrf_support_enabled and not self.is_cloud)
+        self.csrf = CsrfToken(
+            settings.csrf_support_enabled and not self.is_cloud,
+            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
+            check=self.raise_for_status,
+            timeout=self.timeout,
+        )
 
     def _build_session(
         self,
@@ -232,7 +237,7 @@ class Transport:
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply."""
         csrf = self.csrf.enabled and method in _MUTATING
-        extra = self.csrf.headers(self) if csrf else None
+        extra = self.csrf.headers() if csrf else None
         response = self.send(method, path, content=content, params=params, extra_headers=extra)
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
@@ -246,7 +251,7 @@ class Transport:
             ):
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
-            extra = self.csrf.headers(self, refused=extra.get("Prefect-Csrf-Token"))
+            extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
             response = self.send(method, path, content=content, params=params, extra_headers=extra)
         self.raise_for_status(response)
         return response

@@ -24,8 +24,9 @@ PUBLIC = {
         "Running", "Scheduled", "State", "Submitting", "Suspended",
     ],
     "orchestration_client.exceptions": [
-        "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectNotFound",
-        "OrchestrationClientError", "PrefectHTTPStatusError", "RequestValidationError",
+        "APIConnectionError", "APITimeoutError", "ClientClosedError", "ObjectAlreadyExists",
+        "ObjectNotFound", "OrchestrationClientError", "PrefectException",
+        "PrefectHTTPStatusError", "RequestValidationError",
         "ResponseDecodeError",
     ],
     "orchestration_client.filters": [

@@ -6,11 +6,12 @@ import time
 from typing import Any, Dict, List
 
 import pytest
-from urllib3.exceptions import NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.response import HTTPResponse
 
 from orchestration_client._retry import (
     MAX_MAINTENANCE_RETRIES,
+    MAX_WAIT,
     PrefectRetry,
     parse_retry_after,
 )
@@ -128,3 +129,41 @@ def test_sleep_honours_retry_after_and_logs(
     assert 1.6 <= slept[1] <= 2.4  # junk falls back to the exponential wait
     assert "retry 1 of 5 for POST /api/task_runs/ after status 429" in caplog.text
     assert "Retry-After" in caplog.text and "'garbage'" in caplog.text
+
+
+# ---- the cap on waits (issue 10 item 4) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["1e10", "1000000000", "9" * 400, "1e400", "-1e400"])
+def test_parse_retry_after_never_overflows(raw: str) -> None:
+    value = parse_retry_after(raw)
+    assert value is None or value >= 0
+
+
+def test_parse_retry_after_far_future_dates() -> None:
+    value = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT")
+    assert value is not None and value > MAX_WAIT
+    assert parse_retry_after("Fri, 31 Dec 99999 23:59:59 GMT") is None  # not a valid date
+
+
+@pytest.mark.parametrize("header", ["61", "1000000000", "1e10", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_retry_after_over_the_cap_is_not_waited_for(header: str) -> None:
+    policy = retry()
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/x", response=reply(503, **{"Retry-After": header}))
+    with pytest.raises(MaxRetryError):  # maintenance replies too
+        policy.increment(
+            "GET", "/x", response=reply(503, **{"Retry-After": header, "Prefect-Maintenance": "true"})
+        )
+
+
+def test_no_single_wait_exceeds_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: List[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    policy = retry(max_retries=12, jitter_factor=0.5)
+    for _ in range(12):
+        policy = policy.increment("GET", "/x", response=reply(503))
+        policy.sleep(reply(503))
+    policy.sleep(reply(503, **{"Retry-After": str(MAX_WAIT)}))
+    assert max(slept) <= MAX_WAIT and slept[-1] == MAX_WAIT
+    assert MAX_WAIT == 60.0  # the README and the module docstring say so

@@ -321,11 +321,11 @@ def test_a_token_renewed_by_another_thread_is_reused_not_renewed_again(
         200, {}, json.dumps({"token": next(tokens), "expiration": "2999-01-01T00:00:00Z"})))
     client = SyncPrefectClient(API)
     csrf = transport(client).csrf
-    assert csrf.headers(transport(client))["Prefect-Csrf-Token"] == "t1"
+    assert csrf.headers()["Prefect-Csrf-Token"] == "t1"
     # Thread A is refused t1 and renews: t2.
-    assert csrf.headers(transport(client), refused="t1")["Prefect-Csrf-Token"] == "t2"
+    assert csrf.headers(refused="t1")["Prefect-Csrf-Token"] == "t2"
     # Thread B was refused t1 too, later: it gets t2 without a fetch that would revoke it.
-    assert csrf.headers(transport(client), refused="t1")["Prefect-Csrf-Token"] == "t2"
+    assert csrf.headers(refused="t1")["Prefect-Csrf-Token"] == "t2"
     assert len(mocked.calls) == 2
 
 
