@@ -59,9 +59,15 @@ def fixture_objects() -> List[Tuple[str, str, bytes]]:
     every_input["total_run_time"] = 12.5
     every_input["estimated_start_time_delta"] = 86400.000001
     cases.append(("TaskRun", "every input kind", json.dumps(every_input).encode()))
-    scheduled = {"id": str(ID), "type": "SCHEDULED", "name": "Late", "timestamp": "2026-01-02T03:04:05Z",
-                 "message": "late", "data": {"rows": 3, "values": [1.5, None, "x"]},
-                 "state_details": {"scheduled_time": "2026-01-02T03:04:05.123456+02:00"}}  # fmt: skip
+    scheduled = {
+        "id": str(ID),
+        "type": "SCHEDULED",
+        "name": "Late",
+        "timestamp": "2026-01-02T03:04:05Z",
+        "message": "late",
+        "data": {"rows": 3, "values": [1.5, None, "x"]},
+        "state_details": {"scheduled_time": "2026-01-02T03:04:05.123456+02:00"},
+    }
     cases.append(("State", "data and offset", json.dumps(scheduled).encode()))
     cases.append(("TaskRunPolicy", "deprecated fields", b'{"max_retries": 2, "retries": 0}'))
     return cases
@@ -140,26 +146,35 @@ def pair(build: Callable[[Any, Any], Any]) -> Tuple[Any, Any]:
 
 EQUALITY_CASES: Dict[str, Callable[[Any, Any], Tuple[Any, Any]]] = {
     "same fields, other id": lambda m, S: (
-        S(type="COMPLETED", timestamp=AT), S(type="COMPLETED", timestamp=AT, id=ID)),
+        S(type="COMPLETED", timestamp=AT),
+        S(type="COMPLETED", timestamp=AT, id=ID),
+    ),
     "other created": lambda m, S: (
-        S(type="RUNNING", timestamp=AT), S(type="RUNNING", timestamp=AT, created=AT)),
-    "other timestamp": lambda m, S: (
-        S(type="COMPLETED", timestamp=AT), S(type="COMPLETED")),
+        S(type="RUNNING", timestamp=AT),
+        S(type="RUNNING", timestamp=AT, created=AT),
+    ),
+    "other timestamp": lambda m, S: (S(type="COMPLETED", timestamp=AT), S(type="COMPLETED")),
     "other message": lambda m, S: (
-        S(type="FAILED", timestamp=AT, message="a"), S(type="FAILED", timestamp=AT)),
+        S(type="FAILED", timestamp=AT, message="a"),
+        S(type="FAILED", timestamp=AT),
+    ),
     "other data": lambda m, S: (
-        S(type="COMPLETED", timestamp=AT, data=1), S(type="COMPLETED", timestamp=AT, data=2)),
+        S(type="COMPLETED", timestamp=AT, data=1),
+        S(type="COMPLETED", timestamp=AT, data=2),
+    ),
     "other details": lambda m, S: (
         S(type="PENDING", timestamp=AT),
-        S(type="PENDING", timestamp=AT, state_details=m.StateDetails(task_run_id=ID))),
+        S(type="PENDING", timestamp=AT, state_details=m.StateDetails(task_run_id=ID)),
+    ),
     "state and its dump": lambda m, S: (
         S(type="PENDING", timestamp=AT, id=ID),
-        S(type="PENDING", timestamp=AT, id=ID).model_dump(exclude={"id", "created", "updated"})),
+        S(type="PENDING", timestamp=AT, id=ID).model_dump(exclude={"id", "created", "updated"}),
+    ),
     "state and a string": lambda m, S: (S(type="PENDING"), "PENDING"),
     "details": lambda m, S: (m.StateDetails(task_run_id=ID), m.StateDetails(task_run_id=ID)),
     "inputs": lambda m, S: (m.TaskRunResult(id=ID), m.TaskRunResult(id=ID)),
     "inputs of other kinds": lambda m, S: (m.TaskRunResult(id=ID), m.FlowRunResult(id=ID)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(EQUALITY_CASES))
@@ -181,10 +196,17 @@ def test_states_hash_like_prefect_and_task_inputs_are_hashable() -> None:
         hash(ours.TaskRun.model_validate_json((FIXTURES / "task_run_created.json").read_bytes()))
 
 
-@pytest.mark.parametrize("kwargs", [
-    {}, {"message": "all good"}, {"data": 42}, {"data": {"rows": 3}, "message": "m"},
-    {"name": "Custom"}, {"name": "Retrying", "type": "RUNNING"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"message": "all good"},
+        {"data": 42},
+        {"data": {"rows": 3}, "message": "m"},
+        {"name": "Custom"},
+        {"name": "Retrying", "type": "RUNNING"},
+    ],
+)
 def test_repr_and_str_match_prefect(kwargs: Dict[str, Any]) -> None:
     from prefect.client.schemas.objects import State as PrefectState
 
@@ -221,22 +243,44 @@ def test_state_is_normalised_like_prefect() -> None:
 
 
 CONSTRUCTORS = [
-    "AwaitingConcurrencySlot", "AwaitingRetry", "Cancelled", "Cancelling", "Completed",
-    "Crashed", "Failed", "InfrastructurePending", "Late", "Paused", "Pending", "Retrying",
-    "Running", "Scheduled", "Submitting", "Suspended",
-]  # fmt: skip
+    "AwaitingConcurrencySlot",
+    "AwaitingRetry",
+    "Cancelled",
+    "Cancelling",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "InfrastructurePending",
+    "Late",
+    "Paused",
+    "Pending",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "Submitting",
+    "Suspended",
+]
 
 
 @pytest.mark.parametrize("name", CONSTRUCTORS)
 def test_constructors_match_prefect_and_pass_state_fields_through(name: str) -> None:
     import prefect.states
 
-    extra = {"timestamp": AT, "id": ID, "message": "m", "data": 7,
-             "state_details": {"flow_run_id": str(ID)}}  # fmt: skip
+    extra = {
+        "timestamp": AT,
+        "id": ID,
+        "message": "m",
+        "data": 7,
+        "state_details": {"flow_run_id": str(ID)},
+    }
     mine = getattr(our_states, name)(**extra)
     theirs = getattr(prefect.states, name)(**extra)
     assert (mine.type.value, mine.name, mine.message, mine.data) == (
-        theirs.type.value, theirs.name, theirs.message, theirs.data)  # fmt: skip
+        theirs.type.value,
+        theirs.name,
+        theirs.message,
+        theirs.data,
+    )
     assert (mine.timestamp, mine.id, mine.state_details.flow_run_id) == (AT, ID, ID)
     assert (theirs.timestamp, theirs.id) == (AT, ID)
     assert getattr(our_states, name)(timestamp="2026-01-02T03:04:05.006Z").timestamp == AT
@@ -254,8 +298,12 @@ def test_tags_read_as_attributes_like_prefect() -> None:
         mine = ours.OrchestrationResult.model_validate_json(raw)
         theirs = responses.OrchestrationResult.model_validate_json(raw)
         assert mine.details.type == theirs.details.type == f"{reply}_details"
-    for cls, kwargs in [("TaskRunResult", {"id": ID}), ("FlowRunResult", {"id": ID}),
-                        ("Parameter", {"name": "p"}), ("Constant", {"type": "int"})]:  # fmt: skip
+    for cls, kwargs in [
+        ("TaskRunResult", {"id": ID}),
+        ("FlowRunResult", {"id": ID}),
+        ("Parameter", {"name": "p"}),
+        ("Constant", {"type": "int"}),
+    ]:
         mine, theirs = getattr(ours, cls)(**kwargs), getattr(objects, cls)(**kwargs)
         assert mine.input_type == theirs.input_type
         assert mine.model_dump() == theirs.model_dump()

@@ -48,9 +48,15 @@ def calls() -> Dict[str, Call]:
     """Each member, given a wrapper that turns a plain value into a subclass (or not)."""
 
     def task(w: Callable[[Any], Any]) -> Task:
-        return Task(name=w("t"), task_key=w("key"), tags=[w("a"), Colour.RED], version=w("1"),
-                    retries=w(2), retry_delay_seconds=[w(1), w(2.5)],
-                    retry_jitter_factor=w(0.5))  # fmt: skip
+        return Task(
+            name=w("t"),
+            task_key=w("key"),
+            tags=[w("a"), Colour.RED],
+            version=w("1"),
+            retries=w(2),
+            retry_delay_seconds=[w(1), w(2.5)],
+            retry_jitter_factor=w(0.5),
+        )
 
     return {
         "create_task_run": lambda c, w: c.create_task_run(
@@ -95,11 +101,17 @@ def subclassed(value: Any) -> Any:
 def recorded() -> Iterator[List[Tuple[str, str, Any]]]:
     requests: List[Tuple[str, str, Any]] = []
     created = (pathlib.Path(__file__).parent / "fixtures" / "task_run_created.json").read_text()
-    replies = {"POST /api/task_runs/": (201, created), "GET /api/task_runs/" + RUN_ID: (200, created),
-               "POST /api/task_runs/filter": (200, "[]"), "PATCH /api/task_runs/" + RUN_ID: (204, ""),
-               "GET /api/task_run_states/": (200, "[]"),
-               "POST /api/task_runs/" + RUN_ID + "/set_state": (
-                   201, '{"state": null, "status": "ACCEPT", "details": {"type": "accept_details"}}')}  # fmt: skip
+    replies = {
+        "POST /api/task_runs/": (201, created),
+        "GET /api/task_runs/" + RUN_ID: (200, created),
+        "POST /api/task_runs/filter": (200, "[]"),
+        "PATCH /api/task_runs/" + RUN_ID: (204, ""),
+        "GET /api/task_run_states/": (200, "[]"),
+        "POST /api/task_runs/" + RUN_ID + "/set_state": (
+            201,
+            '{"state": null, "status": "ACCEPT", "details": {"type": "accept_details"}}',
+        ),
+    }
 
     def reply(request: Any) -> Any:
         path = request.path_url.split("?")[0]
@@ -108,8 +120,12 @@ def recorded() -> Iterator[List[Tuple[str, str, Any]]]:
         return status, {}, body
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(responses.GET, f"{API}/csrf-token", status=422,
-                 json={"detail": "CSRF protection is disabled."})  # fmt: skip
+        mock.add(
+            responses.GET,
+            f"{API}/csrf-token",
+            status=422,
+            json={"detail": "CSRF protection is disabled."},
+        )
         for method in (responses.GET, responses.POST, responses.PATCH):
             mock.add_callback(method, re.compile(API + "/task_run.*"), reply)
         yield requests
@@ -127,13 +143,16 @@ def test_subclasses_are_sent_as_plain_values(
     assert recorded == sent_plain and recorded
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.read_task_runs(limit=True),
-    lambda c: c.read_task_runs(offset=False),
-    lambda c: c.create_task_run(Task(name="t", retries=True), None, "0"),  # type: ignore[arg-type]
-    lambda c: c.create_task_run(Task(name="t", retry_delay_seconds=True), None, "0"),  # type: ignore[arg-type]
-    lambda c: c.create_task_run(Task(name="t", retry_jitter_factor=False), None, "0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.read_task_runs(limit=True),
+        lambda c: c.read_task_runs(offset=False),
+        lambda c: c.create_task_run(Task(name="t", retries=True), None, "0"),  # type: ignore[arg-type]
+        lambda c: c.create_task_run(Task(name="t", retry_delay_seconds=True), None, "0"),  # type: ignore[arg-type]
+        lambda c: c.create_task_run(Task(name="t", retry_jitter_factor=False), None, "0"),
+    ],
+)
 def test_bool_is_still_not_a_number(call: Callable[[Any], Any], recorded: List[Any]) -> None:
     with pytest.raises(TypeError):
         call(SyncPrefectClient(API))

@@ -29,10 +29,20 @@ class Custom:
 
 
 DATA: List[Any] = [
-    42, 1.5, "text", [1, 2], {"rows": 3}, ValueError("boom"), Custom(), float("nan"),
-    float("inf"), {"storage_key": "s3://bucket/key", "serializer": {"type": "json"}},
-    {"type": "unpersisted"}, b"bytes", None,
-]  # fmt: skip
+    42,
+    1.5,
+    "text",
+    [1, 2],
+    {"rows": 3},
+    ValueError("boom"),
+    Custom(),
+    float("nan"),
+    float("inf"),
+    {"storage_key": "s3://bucket/key", "serializer": {"type": "json"}},
+    {"type": "unpersisted"},
+    b"bytes",
+    None,
+]
 
 
 @pytest.fixture
@@ -51,9 +61,10 @@ def sent() -> Iterator[List[Any]]:
             return status, {}, json.dumps(reply)
 
         mock.add_callback(
-            responses.POST, f"{API}/task_runs/{RUN_ID}/set_state",
+            responses.POST,
+            f"{API}/task_runs/{RUN_ID}/set_state",
             callback=lambda r: record(r, 201, RESULT),
-        )  # fmt: skip
+        )
         created = json.loads(
             (pathlib.Path(__file__).parent / "fixtures" / "task_run_created.json").read_text()
         )
