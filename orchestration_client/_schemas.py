@@ -99,14 +99,6 @@ def _convert(value: Any, target: Any, name: str) -> Any:
         raise ValueError(f"invalid state {name}: {exc}") from None
 
 
-_COERCED = {
-    "id": uuid.UUID,
-    "timestamp": datetime.datetime,
-    "created": datetime.datetime,
-    "updated": datetime.datetime,
-}
-
-
 class State(_Model, kw_only=True):
     """A state of a run. Locally built states get a fresh ``id`` and ``timestamp``; the server
     replaces both when it accepts the state, and neither is ever sent.
@@ -130,16 +122,22 @@ class State(_Model, kw_only=True):
     data: Any = None
 
     def __post_init__(self) -> None:
+        # Runs for every decoded state too, so the common case is a few cheap checks.
         if not isinstance(self.type, StateType):
             self.type = _state_type(self.type)
         if self.name is None:
             self.name = default_state_name(self.type)
-        if isinstance(self.state_details, Mapping):
+        if not isinstance(self.state_details, StateDetails):
             self.state_details = _convert(self.state_details, StateDetails, "state_details")
-        for name in ("id", "timestamp", "created", "updated"):
-            if isinstance(getattr(self, name), str):
-                setattr(self, name, _convert(getattr(self, name), _COERCED[name], name))
-        if self.type == StateType.SCHEDULED and not self.state_details.scheduled_time:
+        if isinstance(self.id, str):
+            self.id = _convert(self.id, uuid.UUID, "id")
+        if isinstance(self.timestamp, str):
+            self.timestamp = _convert(self.timestamp, datetime.datetime, "timestamp")
+        if isinstance(self.created, str):
+            self.created = _convert(self.created, datetime.datetime, "created")
+        if isinstance(self.updated, str):
+            self.updated = _convert(self.updated, datetime.datetime, "updated")
+        if self.type is StateType.SCHEDULED and not self.state_details.scheduled_time:
             self.state_details.scheduled_time = utcnow()
         if isinstance(self.data, dict) and self.data.get("type") == "unpersisted":
             self.data = None
