@@ -348,8 +348,9 @@ class OrchestrationResult(_Model, kw_only=True):
 
 def derive_task_key(name: str) -> str:
     """A stable task key from a task name, shaped like Prefect's ``<name>-<8 hex>``."""
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-    return f"{name}-{digest}"
+    plain = str.__str__(name)  # a str enum formats differently across Python versions
+    digest = hashlib.sha256(plain.encode("utf-8")).hexdigest()[:8]
+    return f"{plain}-{digest}"
 
 
 class Task(_Model, kw_only=True):

@@ -157,3 +157,9 @@ def test_bool_is_still_not_a_number(call: Callable[[Any], Any], recorded: List[A
     with pytest.raises(TypeError):
         call(SyncPrefectClient(API))
     assert recorded == []
+
+
+def test_a_str_enum_task_name_derives_the_plain_names_key() -> None:
+    # f"{member}" is "Colour.RED" on Python 3.11+ and "red" before; the key must not vary.
+    assert Task(name=Colour.RED).task_key == Task(name="red").task_key
+    assert Task(name=Text("red")).task_key == Task(name="red").task_key
