@@ -89,8 +89,9 @@ class Model(msgspec.Struct, kw_only=True):
         exclude: Optional[Collection[str]] = None,
         exclude_none: bool = False,
     ) -> Dict[str, Any]:
-        """The model as a dict; ``mode="json"`` gives only JSON types. ``include`` and
-        ``exclude`` name top-level fields; ``exclude_none`` drops fields that are ``None``."""
+        """The model as a dict; ``mode="json"`` gives only JSON types (``ValueError`` for a
+        value that has none, as pydantic's error is). ``include`` and ``exclude`` name
+        top-level fields; ``exclude_none`` drops fields that are ``None``."""
         if mode not in ("python", "json"):
             raise ValueError(f"mode must be 'python' or 'json', got {mode!r}")
         out: Dict[str, Any] = _plain(self, mode == "json", exclude_none)
@@ -99,7 +100,10 @@ class Model(msgspec.Struct, kw_only=True):
         if exclude:
             out = {key: item for key, item in out.items() if key not in exclude}
         if mode == "json":
-            converted: Dict[str, Any] = msgspec.to_builtins(out)
+            try:
+                converted: Dict[str, Any] = msgspec.to_builtins(out)
+            except TypeError as exc:  # a value JSON cannot hold, e.g. an exception as data
+                raise ValueError(f"{type(self).__name__} cannot be dumped as JSON: {exc}") from exc
             return converted
         return out
 

@@ -337,3 +337,15 @@ def test_tags_read_as_attributes_like_prefect(prefect: Any) -> None:
     # The tag stays out of the fields, so decoding and encoding are unchanged on the wire.
     assert "input_type" not in ours.Parameter.__struct_fields__
     assert msgspec.json.encode(ours.Parameter(name="p")) == b'{"input_type":"parameter","name":"p"}'
+
+
+def test_a_value_json_cannot_hold_is_a_value_error_in_both(prefect: Any) -> None:
+    from prefect.client.schemas.objects import State as PrefectState
+
+    for state in (ours.State(type="FAILED", data=ValueError("x")),
+                  PrefectState(type="FAILED", data=ValueError("x"))):  # fmt: skip
+        with pytest.raises(ValueError, match="ValueError"):
+            state.model_dump(mode="json")
+        with pytest.raises(ValueError, match="ValueError"):
+            state.model_dump_json()
+        assert isinstance(state.model_dump()["data"], ValueError)
