@@ -2,8 +2,9 @@
 before sending; replies are decoded from bytes by one reusable typed decoder per type.
 
 Subclasses of ``str``, ``int`` and ``float`` (a ``str`` subclass, ``numpy.float64``) are
-sent as their plain value, as Prefect's pydantic models do; ``NaN`` and infinities are
-refused, because JSON has no such values and msgspec would silently write ``null``.
+sent as their plain value, as Prefect's pydantic models do. Values JSON cannot hold are
+refused, naming their path, where msgspec would silently change them: ``NaN`` and infinities
+(written as ``null``) and bytes (written as base64 text, which a ``str`` field accepts).
 """
 
 import math
@@ -33,10 +34,16 @@ def _plain_value(value: Any) -> Union[str, int, float]:
     raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
 
 
-def _non_finite(value: Any, path: str) -> Optional[str]:
-    """The path of the first NaN or infinity inside ``value`` (built-in types only)."""
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _not_json(value: Any, path: str) -> Optional[str]:
+    """What is wrong with the first value JSON cannot hold inside ``value`` (built-in types
+    only), with its path; ``None`` if there is none."""
     if isinstance(value, float):
-        return None if math.isfinite(value) else path
+        return None if math.isfinite(value) else f"{path} is not a finite number"
+    if isinstance(value, _BYTES):
+        return f"{path} is bytes, which JSON has no type for (decode it to str)"
     items: List[Any]
     if isinstance(value, dict):
         items = [(f"{path}.{key}", item) for key, item in value.items()]
@@ -45,7 +52,7 @@ def _non_finite(value: Any, path: str) -> Optional[str]:
     else:
         return None
     for item_path, item in items:
-        found = _non_finite(item, item_path)
+        found = _not_json(item, item_path)
         if found is not None:
             return found
     return None
@@ -60,15 +67,16 @@ class BodyEncoder(Generic[T]):
 
     def encode(self, body: T, what: str) -> bytes:
         try:
-            plain = msgspec.to_builtins(body, enc_hook=_plain_value)
+            plain = msgspec.to_builtins(body, builtin_types=_BYTES, enc_hook=_plain_value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise RequestValidationError(f"{what} cannot be sent as JSON: {exc}") from None
+        bad = _not_json(plain, "$")
+        if bad is not None:
+            raise RequestValidationError(f"{what} cannot be sent as JSON: {bad}")
+        try:
             data = _encoder.encode(plain)
         except (TypeError, ValueError, OverflowError) as exc:
             raise RequestValidationError(f"{what} cannot be sent as JSON: {exc}") from None
-        bad = _non_finite(plain, "$")
-        if bad is not None:
-            raise RequestValidationError(
-                f"{what} cannot be sent as JSON: {bad} is not a finite number"
-            )
         try:
             self._check.decode(data)
         except msgspec.ValidationError as exc:

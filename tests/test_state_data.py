@@ -139,3 +139,14 @@ def test_non_finite_numbers_never_reach_a_body_silently() -> None:
             encoder.encode(Body(values=[bad]), "body")
     # msgspec alone writes null for them; that is what the guard is for.
     assert msgspec.json.encode([math.nan]) == b"[null]"
+
+
+def test_bytes_never_reach_a_body_as_base64(sent: List[Any]) -> None:
+    # msgspec would write b"int" as the text "aW50", which a str field accepts.
+    from orchestration_client.schemas import Constant, Parameter
+
+    client = SyncPrefectClient(API)
+    for inputs in ({"x": [Constant(type=b"int")]}, {"x": [Parameter(name=bytearray(b"p"))]}):
+        with pytest.raises(RequestValidationError, match=r"\$\.task_inputs\.x\[0\]\.\w+ is bytes"):
+            client.create_task_run(Task(name="t"), None, "0", task_inputs=inputs)  # type: ignore[arg-type]
+    assert sent == []
