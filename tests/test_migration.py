@@ -11,6 +11,7 @@ sorted (Prefect builds tags from a set). The one thing a namespace adds beyond i
 
 import datetime
 import enum
+import importlib.util
 import json
 import re
 import types
@@ -19,8 +20,14 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-pytest.importorskip("prefect")  # a differential against Prefect's client and server
+# A differential against Prefect's own client, so it needs Prefect; looked up without
+# importing it, since importing Prefect at collection time would fix its settings (and its
+# database path) before other tests' fixtures set PREFECT_HOME.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.skipif(importlib.util.find_spec("prefect") is None, reason="needs prefect"),
+]
 
 Namespace = types.SimpleNamespace
 UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

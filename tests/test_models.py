@@ -29,8 +29,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-def prefect() -> Any:
-    """Prefect itself, to compare with; the Python 3.9 run of the unit suite has none."""
+def prefect(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Prefect itself, to compare with (the Python 3.9 run of the unit suite has none),
+    imported with a throw-away PREFECT_HOME if this is its first import."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     return pytest.importorskip("prefect")
 
 
