@@ -7,6 +7,7 @@ from typing import Any, Iterable, List, Optional, Type, TypeVar, Union
 
 from ._bodies import StateCreate
 from ._schemas import RetryDelay, State, TaskRunPolicy
+from ._state_data import sent_data
 
 __all__ = [
     "MAX_KEY_BYTES",
@@ -124,6 +125,8 @@ def task_policy(task: Any) -> TaskRunPolicy:
 
 
 def state_create(state: Any, name: str = "state") -> StateCreate:
+    """The state as proposed to the server. Its ``data`` stays on the local object, as in
+    Prefect: see ``_state_data``."""
     if not isinstance(state, State):
         raise TypeError(
             f"{name} must be a State (see orchestration_client.states), got {type(state).__name__}"
@@ -133,5 +136,5 @@ def state_create(state: Any, name: str = "state") -> StateCreate:
         name=state.name,
         message=state.message,
         state_details=state.state_details,
-        data=state.data,
+        data=sent_data(state.data),
     )

@@ -1,6 +1,7 @@
 """Models the server sends back (task runs, states, orchestration results) and ``Task``.
 
-Every model is a keyword-only ``msgspec.Struct``. Decoding ignores fields a newer server
+Every model is a keyword-only ``msgspec.Struct`` with the pydantic-style helpers of
+``_model.Model``. Decoding ignores fields a newer server
 adds (msgspec's default), so a minor Prefect release does not break old clients. Durations
 are ``timedelta`` like Prefect's models; the wire carries them as float seconds, which the
 client's response decoders accept (they decode non-strictly for that reason).
@@ -10,12 +11,13 @@ import datetime
 import hashlib
 import math
 import uuid
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, ClassVar, Dict, FrozenSet, List, Mapping, Optional, Union
 
 import msgspec
 from msgspec import field
 
 from ._enums import TERMINAL_STATE_TYPES, SetStateStatus, StateType
+from ._model import Model as _Model
 
 __all__ = [
     "Constant",
@@ -47,8 +49,7 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-class _Model(msgspec.Struct, kw_only=True):
-    """Shared options: keyword-only construction, so defaults may sit beside required fields."""
+_RUN_RESET_FIELDS = frozenset({"id", "created", "updated"})
 
 
 class StateDetails(_Model, kw_only=True):
@@ -76,26 +77,91 @@ class StateDetails(_Model, kw_only=True):
 
 def default_state_name(state_type: StateType) -> str:
     """Prefect's name for an unnamed state: the type in title case (``"Completed"``)."""
-    return state_type.value.replace("_", " ").capitalize()
+    return " ".join(word.capitalize() for word in state_type.value.split("_"))
+
+
+def _state_type(value: Any) -> StateType:
+    if not isinstance(value, str):
+        raise TypeError(f"state type must be a StateType or its name, got {type(value).__name__}")
+    try:
+        return StateType(value)
+    except ValueError:
+        raise ValueError(
+            f"state type must be one of {', '.join(t.value for t in StateType)}; got {value!r}"
+        ) from None
+
+
+def _convert(value: Any, target: Any, name: str) -> Any:
+    """``value`` as ``target`` (an ISO string as a datetime, a dict as a model, ...)."""
+    try:
+        return msgspec.convert(value, target, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid state {name}: {exc}") from None
 
 
 class State(_Model, kw_only=True):
     """A state of a run. Locally built states get a fresh ``id`` and ``timestamp``; the server
-    replaces both when it accepts the state, and neither is ever sent."""
+    replaces both when it accepts the state, and neither is ever sent.
 
+    As in Prefect: ``type`` may be given as its string value; an unnamed state is named after
+    its type; a SCHEDULED state without ``scheduled_time`` is scheduled for now; ``data`` stays
+    local (only a persisted Prefect result's metadata is ever sent); ``==`` ignores ``id``,
+    ``created`` and ``updated``; states hash by run, timestamp and type.
+    """
+
+    _reset_fields: ClassVar[FrozenSet[str]] = _RUN_RESET_FIELDS
+
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created: Optional[datetime.datetime] = None
+    updated: Optional[datetime.datetime] = None
     type: StateType
     name: Optional[str] = None
     timestamp: datetime.datetime = field(default_factory=utcnow)
     message: Optional[str] = None
-    data: Any = None
     state_details: StateDetails = field(default_factory=StateDetails)
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-    created: Optional[datetime.datetime] = None
-    updated: Optional[datetime.datetime] = None
+    data: Any = None
 
     def __post_init__(self) -> None:
-        if self.name is None and isinstance(self.type, StateType):
+        # Runs for every decoded state too, so the common case is a few cheap checks.
+        if not isinstance(self.type, StateType):
+            self.type = _state_type(self.type)
+        if self.name is None:
             self.name = default_state_name(self.type)
+        if not isinstance(self.state_details, StateDetails):
+            self.state_details = _convert(self.state_details, StateDetails, "state_details")
+        if isinstance(self.id, str):
+            self.id = _convert(self.id, uuid.UUID, "id")
+        if isinstance(self.timestamp, str):
+            self.timestamp = _convert(self.timestamp, datetime.datetime, "timestamp")
+        if isinstance(self.created, str):
+            self.created = _convert(self.created, datetime.datetime, "created")
+        if isinstance(self.updated, str):
+            self.updated = _convert(self.updated, datetime.datetime, "updated")
+        if self.type is StateType.SCHEDULED and not self.state_details.scheduled_time:
+            self.state_details.scheduled_time = utcnow()
+        if isinstance(self.data, dict) and self.data.get("type") == "unpersisted":
+            self.data = None
+
+    def model_copy(
+        self, *, update: Optional[Mapping[str, Any]] = None, deep: bool = False
+    ) -> "State":
+        """A copy with a fresh ``timestamp`` (unless ``update`` sets one), as in Prefect."""
+        return super().model_copy(update={"timestamp": utcnow(), **(update or {})}, deep=deep)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.name}(message={self.message!r}, type={self.type.value}, result={self.data!r})"
+        )
+
+    def __str__(self) -> str:
+        shown = [repr(self.message)] if self.message else []
+        if self.type.value.lower() != (self.name or "").lower():
+            shown.append(f"type={self.type.value}")
+        return f"{self.name}({', '.join(shown)})"
+
+    def __hash__(self) -> int:
+        details = self.state_details
+        return hash((details.flow_run_id, details.task_run_id, self.timestamp, self.type))
 
     def is_scheduled(self) -> bool:
         return self.type == StateType.SCHEDULED
@@ -150,7 +216,16 @@ class TaskRunPolicy(_Model, kw_only=True):
 
 
 class _TaskInput(_Model, tag_field="input_type"):
-    """Base of the ``task_inputs`` items; the ``input_type`` tag selects the class."""
+    """Base of the ``task_inputs`` items; the ``input_type`` tag selects the class. Hashable
+    by value, like Prefect's (which are frozen); treat them as read-only."""
+
+    @property
+    def input_type(self) -> str:
+        """The wire tag: ``"task_run"``, ``"flow_run"``, ``"parameter"`` or ``"constant"``."""
+        return _tag(self)
+
+    def __hash__(self) -> int:
+        return hash((self.input_type, *msgspec.structs.astuple(self)))
 
 
 class TaskRunResult(_TaskInput, tag="task_run", kw_only=True):
@@ -180,8 +255,17 @@ class Constant(_TaskInput, tag="constant", kw_only=True):
 TaskInput = Union[TaskRunResult, FlowRunResult, Parameter, Constant]
 
 
+def _tag(model: msgspec.Struct) -> str:
+    tag = model.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
 class TaskRun(_Model, kw_only=True):
-    """A task run as the server returns it."""
+    """A task run as the server returns it; ``==`` ignores ``id``, ``created`` and
+    ``updated``, as in Prefect."""
+
+    _reset_fields: ClassVar[FrozenSet[str]] = _RUN_RESET_FIELDS
 
     id: uuid.UUID
     created: Optional[datetime.datetime] = None
@@ -219,6 +303,11 @@ class TaskRun(_Model, kw_only=True):
 
 class _Details(_Model, tag_field="type"):
     """Base of the ``details`` of an orchestration result, tagged by ``type``."""
+
+    @property
+    def type(self) -> str:
+        """The wire tag: ``"accept_details"``, ``"wait_details"``, ... as in Prefect."""
+        return _tag(self)
 
 
 class StateAcceptDetails(_Details, tag="accept_details", kw_only=True):
@@ -259,8 +348,9 @@ class OrchestrationResult(_Model, kw_only=True):
 
 def derive_task_key(name: str) -> str:
     """A stable task key from a task name, shaped like Prefect's ``<name>-<8 hex>``."""
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-    return f"{name}-{digest}"
+    plain = str.__str__(name)  # a str enum formats differently across Python versions
+    digest = hashlib.sha256(plain.encode("utf-8")).hexdigest()[:8]
+    return f"{plain}-{digest}"
 
 
 class Task(_Model, kw_only=True):

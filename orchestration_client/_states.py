@@ -1,11 +1,14 @@
 """State constructors (``Completed()``, ``Scheduled(scheduled_time=...)``, ...) as in Prefect.
 
 Each returns a new ``State`` with Prefect's type and default name. ``state_details`` may be
-a ``StateDetails`` or a dict of its fields. Unlike Prefect we have no OpenTelemetry, so
-``state_details.traceparent`` is left as given (normally ``None``).
+a ``StateDetails`` or a dict of its fields. As in Prefect, the other ``State`` fields
+(``timestamp``, ``id``, ``created``, ``updated``) may be given too, as values or ISO/UUID
+strings. Unlike Prefect we have no OpenTelemetry, so ``state_details.traceparent`` is left
+as given (normally ``None``).
 """
 
 import datetime
+import uuid
 from typing import Any, Dict, Optional, Protocol, Union
 
 import msgspec
@@ -14,6 +17,8 @@ from ._enums import StateType
 from ._schemas import State, StateDetails, utcnow
 
 StateDetailsArg = Union[StateDetails, Dict[str, Any], None]
+Timestamp = Union[datetime.datetime, str, None]
+Id = Union[uuid.UUID, str, None]
 
 
 def _details(state_details: StateDetailsArg) -> StateDetails:
@@ -38,12 +43,21 @@ def _state(
     message: Optional[str],
     data: Any,
     details: StateDetails,
+    **extra: Any,
 ) -> State:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"state name must be a str, got {type(name).__name__}")
     if message is not None and not isinstance(message, str):
         raise TypeError(f"state message must be a str, got {type(message).__name__}")
-    return State(type=state_type, name=name, message=message, data=data, state_details=details)
+    given = {key: value for key, value in extra.items() if value is not None}
+    for key in ("timestamp", "created", "updated"):
+        if key in given and not isinstance(given[key], (datetime.datetime, str)):
+            raise TypeError(f"state {key} must be a datetime, got {type(given[key]).__name__}")
+    if "id" in given and not isinstance(given["id"], (uuid.UUID, str)):
+        raise TypeError(f"state id must be a UUID, got {type(given['id']).__name__}")
+    return State(
+        type=state_type, name=name, message=message, data=data, state_details=details, **given
+    )
 
 
 class SimpleConstructor(Protocol):
@@ -54,6 +68,10 @@ class SimpleConstructor(Protocol):
         message: Optional[str] = None,
         data: Any = None,
         state_details: StateDetailsArg = None,
+        timestamp: Timestamp = None,
+        id: Id = None,
+        created: Timestamp = None,
+        updated: Timestamp = None,
     ) -> State: ...
 
 
@@ -66,6 +84,10 @@ class ScheduledConstructor(Protocol):
         message: Optional[str] = None,
         data: Any = None,
         state_details: StateDetailsArg = None,
+        timestamp: Timestamp = None,
+        id: Id = None,
+        created: Timestamp = None,
+        updated: Timestamp = None,
     ) -> State: ...
 
 
@@ -76,8 +98,22 @@ def _simple(state_type: StateType, default_name: str, doc: str) -> SimpleConstru
         message: Optional[str] = None,
         data: Any = None,
         state_details: StateDetailsArg = None,
+        timestamp: Timestamp = None,
+        id: Id = None,
+        created: Timestamp = None,
+        updated: Timestamp = None,
     ) -> State:
-        return _state(state_type, name or default_name, message, data, _details(state_details))
+        return _state(
+            state_type,
+            default_name if name is None else name,
+            message,
+            data,
+            _details(state_details),
+            timestamp=timestamp,
+            id=id,
+            created=created,
+            updated=updated,
+        )
 
     constructor.__name__ = constructor.__qualname__ = default_name
     constructor.__doc__ = doc
@@ -92,6 +128,10 @@ def _scheduled(state_type: StateType, default_name: str, doc: str) -> ScheduledC
         message: Optional[str] = None,
         data: Any = None,
         state_details: StateDetailsArg = None,
+        timestamp: Timestamp = None,
+        id: Id = None,
+        created: Timestamp = None,
+        updated: Timestamp = None,
     ) -> State:
         details = _details(state_details)
         if scheduled_time is None:
@@ -104,7 +144,17 @@ def _scheduled(state_type: StateType, default_name: str, doc: str) -> ScheduledC
             )
         else:
             details.scheduled_time = scheduled_time
-        return _state(state_type, name or default_name, message, data, details)
+        return _state(
+            state_type,
+            default_name if name is None else name,
+            message,
+            data,
+            details,
+            timestamp=timestamp,
+            id=id,
+            created=created,
+            updated=updated,
+        )
 
     constructor.__name__ = constructor.__qualname__ = default_name
     constructor.__doc__ = doc
@@ -119,6 +169,14 @@ Crashed = _simple(StateType.CRASHED, "Crashed", "A CRASHED state named Crashed."
 Cancelled = _simple(StateType.CANCELLED, "Cancelled", "A CANCELLED state named Cancelled.")
 Cancelling = _simple(StateType.CANCELLING, "Cancelling", "A CANCELLING state named Cancelling.")
 Retrying = _simple(StateType.RUNNING, "Retrying", "A RUNNING state named Retrying.")
+Submitting = _simple(
+    StateType.PENDING, "Submitting", "A PENDING state named Submitting: the run is being sent."
+)
+InfrastructurePending = _simple(
+    StateType.PENDING,
+    "InfrastructurePending",
+    "A PENDING state named InfrastructurePending: the run waits for its infrastructure.",
+)
 
 Scheduled = _scheduled(
     StateType.SCHEDULED,
@@ -150,6 +208,10 @@ def Paused(
     message: Optional[str] = None,
     data: Any = None,
     state_details: StateDetailsArg = None,
+    timestamp: Timestamp = None,
+    id: Id = None,
+    created: Timestamp = None,
+    updated: Timestamp = None,
 ) -> State:
     """A PAUSED state. The pause ends at ``pause_expiration_time``, or ``timeout_seconds``
     from now; give at most one of the two."""
@@ -164,7 +226,17 @@ def Paused(
         details.pause_timeout = utcnow() + datetime.timedelta(seconds=timeout_seconds)
     details.pause_reschedule = reschedule
     details.pause_key = pause_key
-    return _state(StateType.PAUSED, name or "Paused", message, data, details)
+    return _state(
+        StateType.PAUSED,
+        "Paused" if name is None else name,
+        message,
+        data,
+        details,
+        timestamp=timestamp,
+        id=id,
+        created=created,
+        updated=updated,
+    )
 
 
 def Suspended(
@@ -176,6 +248,10 @@ def Suspended(
     message: Optional[str] = None,
     data: Any = None,
     state_details: StateDetailsArg = None,
+    timestamp: Timestamp = None,
+    id: Id = None,
+    created: Timestamp = None,
+    updated: Timestamp = None,
 ) -> State:
     """A PAUSED state named Suspended: a pause that reschedules the run."""
     return Paused(
@@ -183,8 +259,12 @@ def Suspended(
         pause_expiration_time=pause_expiration_time,
         reschedule=True,
         pause_key=pause_key,
-        name=name or "Suspended",
+        name="Suspended" if name is None else name,
         message=message,
         data=data,
         state_details=state_details,
+        timestamp=timestamp,
+        id=id,
+        created=created,
+        updated=updated,
     )

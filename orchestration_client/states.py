@@ -9,12 +9,14 @@ from ._states import (
     Completed,
     Crashed,
     Failed,
+    InfrastructurePending,
     Late,
     Paused,
     Pending,
     Retrying,
     Running,
     Scheduled,
+    Submitting,
     Suspended,
 )
 
@@ -26,6 +28,7 @@ __all__ = [
     "Completed",
     "Crashed",
     "Failed",
+    "InfrastructurePending",
     "Late",
     "Paused",
     "Pending",
@@ -33,5 +36,6 @@ __all__ = [
     "Running",
     "Scheduled",
     "State",
+    "Submitting",
     "Suspended",
 ]

@@ -31,7 +31,15 @@ def mocked() -> Iterator[responses.RequestsMock]:
 
 
 def bad_state() -> State:
-    return State(type="EXPLODED")  # type: ignore[arg-type]
+    state = Completed()
+    state.type = "EXPLODED"  # type: ignore[assignment]
+    return state
+
+
+def unserialisable_state() -> State:
+    state = Completed()
+    state.message = object()  # type: ignore[assignment]
+    return state
 
 
 def naive_tags_state() -> State:
@@ -71,7 +79,7 @@ CASES: "list[tuple[str, Callable[[SyncPrefectClient], Any], type, str]]" = [
     ("set state type str", lambda c: c.set_task_run_state(ID, StateType.COMPLETED), TypeError, "state must be a State"),
     ("set state unknown type", lambda c: c.set_task_run_state(ID, bad_state()), ValueError, "Invalid enum value 'EXPLODED'"),
     ("set state force str", lambda c: c.set_task_run_state(ID, Completed(), force="yes"), TypeError, "force must be a bool"),
-    ("set state unserialisable data", lambda c: c.set_task_run_state(ID, Completed(data=object())), TypeError, "cannot be sent as JSON"),
+    ("set state unserialisable message", lambda c: c.set_task_run_state(ID, unserialisable_state()), TypeError, "cannot be sent as JSON"),
     # read_task_runs
     ("filter wrong class", lambda c: c.read_task_runs(flow_filter=TaskRunFilter()), TypeError, "flow_filter must be a FlowFilter"),
     ("filter dict", lambda c: c.read_task_runs(task_run_filter={"id": None}), TypeError, "task_run_filter must be a TaskRunFilter"),

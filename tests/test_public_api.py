@@ -20,8 +20,8 @@ PUBLIC = {
     "orchestration_client.sorting": ["TaskRunSort"],
     "orchestration_client.states": [
         "AwaitingConcurrencySlot", "AwaitingRetry", "Cancelled", "Cancelling", "Completed",
-        "Crashed", "Failed", "Late", "Paused", "Pending", "Retrying", "Running", "Scheduled",
-        "State", "Suspended",
+        "Crashed", "Failed", "InfrastructurePending", "Late", "Paused", "Pending", "Retrying",
+        "Running", "Scheduled", "State", "Submitting", "Suspended",
     ],
     "orchestration_client.exceptions": [
         "APIConnectionError", "APITimeoutError", "ClientClosedError", "FeatureNotSupported",
@@ -133,3 +133,25 @@ def test_async_client_is_refused_with_a_clear_message() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(orchestration_client.__version__, str)
     assert SyncPrefectClient("http://127.0.0.1:1/api").client_version() == "3.9.1"
+
+
+MODEL_HELPERS = {"model_dump", "model_dump_json", "model_copy", "model_validate",
+                 "model_validate_json"}  # fmt: skip
+
+
+ENUMS = {"SetStateStatus", "StateType"}
+
+
+@pytest.mark.parametrize("name", sorted(set(PUBLIC["orchestration_client.schemas"]) - ENUMS))
+def test_public_models_have_the_pydantic_helpers(name: str) -> None:
+    import orchestration_client.schemas as schemas
+
+    model = getattr(schemas, name)
+    assert set(dir(model)) >= MODEL_HELPERS, name
+    assert isinstance(inspect.getattr_static(model, "model_validate"), classmethod)
+    tags = {"input_type": ["TaskRunResult", "FlowRunResult", "Parameter", "Constant"],
+            "type": ["StateAcceptDetails", "StateRejectDetails", "StateWaitDetails",
+                     "StateAbortDetails"]}  # fmt: skip
+    for attribute, owners in tags.items():
+        if name in owners:
+            assert isinstance(inspect.getattr_static(model, attribute), property)
