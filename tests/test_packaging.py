@@ -111,7 +111,7 @@ def test_sdist_is_complete_and_its_unit_tests_pass(
         else:
             archive.extractall(tmp_path)
     top = next(tmp_path.iterdir())
-    tracked = run(["git", "ls-files", "tests", "examples", "benchmarks"], cwd=ROOT).stdout.split()
+    tracked = run(["git", "ls-files", "tests", "examples", "benchmarks", "docs"], cwd=ROOT).stdout.split()
     missing = [path for path in tracked if not (top / path).exists()]
     assert not missing, f"tracked files missing from the sdist: {missing}"
     for name in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "setup.cfg"):

@@ -1,4 +1,4 @@
-"""Every fenced ``python`` block in README.md and benchmarks/README.md runs as written against
+"""Every fenced ``python`` block in README.md, docs/*.md and benchmarks/README.md runs as written against
 the real test server (PREFECT_API_URL points at it), each in a fresh interpreter from an empty
 folder. A block that deliberately cannot run (it needs Prefect Cloud, say) is preceded by an
 HTML comment ``<!-- not-run: why -->``; there may be only a few."""
@@ -15,7 +15,10 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).parents[2]
-DOCUMENTS = ["README.md", "benchmarks/README.md"]
+DOCUMENTS = ["README.md", "benchmarks/README.md",
+             *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))]
+#: A newcomer reads the README in five minutes; the reference lives in docs/.
+README_LIMIT = 10 * 1024
 MAX_NOT_RUN = 3
 _BLOCK = re.compile(r"(?:<!--\s*not-run:\s*(?P<why>[^>]*?)\s*-->\s*\n)?```python\n(?P<code>.*?)```",
                     re.S)
@@ -39,6 +42,15 @@ def snippets() -> List[Snippet]:
             line = text.count("\n", 0, match.start("code"))
             found.append(Snippet(document, line, match["code"], match["why"] or ""))
     return found
+
+
+def test_readme_is_short_and_its_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) < README_LIMIT, f"README.md is {len(readme.encode())} bytes"
+    for document in ["README.md", *DOCUMENTS]:
+        text = (ROOT / document).read_text()
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert (ROOT / document).parent.joinpath(target).resolve().exists(), (document, target)
 
 
 def test_snippets_are_found_and_few_are_not_run() -> None:
