@@ -3,7 +3,7 @@
 import ssl
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from ._settings import Settings
+from ._settings import MAX_TIMEOUT, Settings
 
 __all__ = ["SUPPORTED", "Timeout", "proxies", "timeout", "tls_verify"]
 
@@ -27,19 +27,38 @@ SUPPORTED = frozenset(
 
 
 def timeout(value: Any) -> Timeout:
-    """httpx-style timeout (number, None, pair, or an object with connect/read) for requests."""
+    """httpx-style timeout (number, None, pair, or an object with connect/read) for requests.
+    Each part is None (no limit) or seconds in (0, a year]; anything else is refused here,
+    not by the socket on the first call."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (float(value), float(value))
+        seconds = _seconds(value, "httpx_settings['timeout']")
+        return (seconds, seconds)
     if isinstance(value, tuple) and len(value) == 2:
-        return (value[0], value[1])
+        return (
+            _seconds(value[0], "httpx_settings['timeout'] (connect)"),
+            _seconds(value[1], "httpx_settings['timeout'] (read)"),
+        )
     if hasattr(value, "connect") and hasattr(value, "read"):
-        return (value.connect, value.read)
+        return (
+            _seconds(value.connect, "httpx_settings['timeout'].connect"),
+            _seconds(value.read, "httpx_settings['timeout'].read"),
+        )
     raise TypeError(
         "httpx_settings['timeout'] must be a number, None, a (connect, read) pair or an "
         f"object with connect/read, got {type(value).__name__}"
     )
+
+
+def _seconds(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise ValueError(f"{name} must be > 0 and at most {MAX_TIMEOUT:g} seconds, got {value!r}")
+    return float(value)
 
 
 def proxies(value: Any) -> Dict[str, str]:

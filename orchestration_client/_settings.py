@@ -19,7 +19,6 @@ A value that would make every call fail (a zero timeout, a malformed URL, ...) r
 """
 
 import json
-import math
 import os
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple
 
@@ -133,10 +132,16 @@ def _float(raw: Any, name: str) -> Optional[float]:
     raise ValueError(f"{name} must be a number, got {raw!r}")
 
 
+#: The longest timeout accepted (a year): a larger one cannot be given to a socket.
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
 def _positive(raw: Any, name: str) -> Optional[float]:
     value = _float(raw, name)
-    if value is not None and not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {raw!r}")
+    if value is not None and not (0 < value <= MAX_TIMEOUT):
+        raise ValueError(
+            f"{name} must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}, got {raw!r}"
+        )
     return value
 
 

@@ -245,10 +245,13 @@ DURATIONS = {"estimated_run_time", "estimated_start_time_delta", "total_run_time
 
 
 def scrub(value: Any) -> Any:
-    """Placeholders for server-made values (ids, times, measured durations); sorted tags."""
+    """Placeholders for server-made values (ids, times, measured durations); sorted tags.
+    A state's ``transition_id`` is set aside: ours stamps every proposal with one (applied
+    at most once, docs/migration.md), Prefect's sends none."""
     if isinstance(value, dict):
         return {
-            k: sorted(v) if k == "tags" else "<duration>" if k in DURATIONS else scrub(v)
+            k: sorted(v) if k == "tags" else "<duration>" if k in DURATIONS
+            else "<transition>" if k == "transition_id" else scrub(v)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
