@@ -288,20 +288,30 @@ def _by_table(document: Mapping[str, Any], prefix: Tuple[str, ...], path: str) -
     return lookup
 
 
+def _start_directory() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the directory was removed: it holds no files either
+        return ""
+
+
+#: Where ``.env``, ``prefect.toml`` and ``pyproject.toml`` are looked for: the working
+#: directory when this package was imported. Prefect reads them once, when ``prefect`` is
+#: imported, so a later ``os.chdir`` into another project does not switch servers.
+START_DIRECTORY = _start_directory()
+
+
 def load_settings(
     env: Optional[Mapping[str, str]] = None, *, cwd: Optional[str] = None
 ) -> Settings:
     """Read the settings from ``env`` (default: ``os.environ``) and the settings files
-    Prefect reads from ``cwd`` (default: the current directory) and the profiles file."""
+    Prefect reads from ``cwd`` (default: ``START_DIRECTORY``) and the profiles file."""
     environ = os.environ if env is None else env  # .env may expand any variable
     if env is None:
         # One pass over the environment: a missing key costs os.environ an exception.
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
     if cwd is None:
-        try:
-            cwd = os.getcwd()
-        except OSError:  # the directory was removed: it holds no files either
-            cwd = ""
+        cwd = START_DIRECTORY
     dotenv_path = os.path.join(cwd, ".env")
     toml_path = os.path.join(cwd, "prefect.toml")
     pyproject_path = os.path.join(cwd, "pyproject.toml")

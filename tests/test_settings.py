@@ -9,6 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 import pytest
 
 from orchestration_client import _config_files
+from orchestration_client import _settings as _settings_module
 from orchestration_client._settings import Settings
 from orchestration_client._settings import load_settings as _load_settings
 
@@ -376,4 +377,21 @@ def test_a_removed_working_directory_has_no_settings_files(
     gone.mkdir()
     monkeypatch.chdir(gone)
     gone.rmdir()
+    monkeypatch.setattr(_settings_module, "START_DIRECTORY", _settings_module._start_directory())
+    assert _settings_module.START_DIRECTORY == ""
     assert _load_settings({"HOME": str(ROOT / "home")}).api_url is None
+
+
+def test_files_are_read_where_the_package_was_imported_not_after_a_chdir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """Prefect reads .env/prefect.toml/pyproject.toml once, at import; a later os.chdir
+    into another project must not silently switch the server."""
+    started, other = tmp_path / "started", tmp_path / "other"
+    for folder, port in ((started, 1111), (other, 2222)):
+        folder.mkdir()
+        (folder / "prefect.toml").write_text(f'[api]\nurl = "http://127.0.0.1:{port}/api"\n')
+    monkeypatch.setattr(_settings_module, "START_DIRECTORY", str(started))
+    monkeypatch.chdir(other)
+    settings = _load_settings({"HOME": str(ROOT / "home")})
+    assert settings.api_url == "http://127.0.0.1:1111/api"

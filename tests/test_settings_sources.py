@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from orchestration_client import SyncPrefectClient, get_client
+from orchestration_client import SyncPrefectClient, _settings, get_client
 
 Seen = Tuple[str, Optional[str]]  # (path, Authorization)
 
@@ -130,6 +130,8 @@ def run_ours(lay: Layout, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub) 
     for name, value in lay.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(lay.cwd)
+    # As if imported there, which is where Prefect's subprocess starts and reads its files.
+    monkeypatch.setattr(_settings, "START_DIRECTORY", str(lay.cwd))
     try:
         with get_client() as client:
             client.hello()
