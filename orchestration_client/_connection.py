@@ -148,7 +148,11 @@ class _Decoder:
             if room < 0:
                 raise self.TooLarge()
             data = stage.unconsumed_tail
-            if stage.eof and stage.unused_data:  # another gzip member follows
+            if stage.eof and stage.unused_data:  # another gzip member follows, or padding
+                if not stage.unused_data.startswith(b"\x1f\x8b"):
+                    # Bytes after the last member are not a member: ignored, as urllib3
+                    # and httpx ignore them.
+                    return b"".join(out)
                 data = stage.unused_data
                 stage = self._stages[index] = _decompressor("gzip")
             elif not data and len(piece) < cap:  # input used up, nothing left pending
@@ -245,7 +249,11 @@ class BoundedReply(http.client.HTTPResponse):
         try:
             decoder = _Decoder(encodings, self.max_bytes)
         except ValueError as exc:
-            raise self._rejected(str(exc)) from None
+            if 200 <= self.status < 300:
+                raise self._rejected(str(exc)) from None
+            # An error page in an encoding this client can't read: its status still counts
+            # (a 503 is retried), and its body is kept as it came.
+            decoder = _Decoder([], self.max_bytes)
         parts: List[bytes] = []
         try:
             while True:

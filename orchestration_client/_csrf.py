@@ -13,6 +13,7 @@ so this module does not depend on the transport that uses it.
 import copy
 import datetime
 import logging
+import re
 import threading
 import uuid
 from typing import Callable, Dict, Optional, Tuple
@@ -21,7 +22,7 @@ import msgspec
 import requests
 
 from ._codec import ReplyDecoder
-from ._exceptions import APITimeoutError
+from ._exceptions import APITimeoutError, ResponseDecodeError
 
 __all__ = ["CsrfToken", "Fetch"]
 
@@ -31,6 +32,8 @@ logger = logging.getLogger("orchestration_client")
 Fetch = Callable[[str], requests.Response]
 
 _RENEWAL_MARGIN = datetime.timedelta(seconds=5)
+#: What a token must look like to go back in a header: visible ASCII, nothing else.
+_SENDABLE = re.compile(r"[\x21-\x7e]+")
 
 
 class _TokenReply(msgspec.Struct):
@@ -148,6 +151,13 @@ class CsrfToken:
             return None
         self._check(response)
         token = _token_reply.decode(response)
+        if not _SENDABLE.fullmatch(token.token):
+            raise ResponseDecodeError(
+                "GET /csrf-token answered with a token that cannot be sent back in a header "
+                "(only visible ASCII is allowed); not shown, since it is a credential",
+                endpoint="GET /csrf-token",
+                response=response,
+            )
         expiration = token.expiration
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=datetime.timezone.utc)

@@ -83,11 +83,11 @@ ReadHistory = Callable[[], History]
 
 
 def stamp(proposed: StateCreate) -> uuid.UUID:
-    """Give ``proposed`` a fresh ``transition_id`` unless the caller set one; return it.
-    The caller's own ``StateDetails`` object is not changed."""
+    """Give ``proposed`` a fresh ``transition_id`` and return it. Always fresh, even when the
+    state passed in carried one (a state read back from the server does): an id already in
+    the run's history would make a lost proposal look applied. The caller's own
+    ``StateDetails`` object is not changed."""
     details = proposed.state_details
-    if details.transition_id is not None:
-        return details.transition_id
     fresh = uuid.uuid4()
     proposed.state_details = msgspec.structs.replace(details, transition_id=fresh)
     return fresh
@@ -142,10 +142,38 @@ def set_state_once(
             ambiguous = exc
         except PrefectHTTPStatusError as exc:
             if exc.status_code not in retryable:
-                raise
+                if exc.status_code < 500:
+                    raise  # the server refused it: nothing was applied
+                # A 5xx that is not retried (a proxy's 504, a 500) may have followed the
+                # commit: look once, and say what happened instead of a bare error.
+                return _settle(task_run_id, proposed, transition_id, exc, read_history, started)
             ambiguous = exc
         # Out of retries, the history is still read once (at once) to tell what happened.
         retry = _spend(retry, url, ambiguous) if retry is not None else None
+
+
+def _settle(
+    task_run_id: uuid.UUID,
+    proposed: StateCreate,
+    transition_id: uuid.UUID,
+    error: PrefectHTTPStatusError,
+    read_history: ReadHistory,
+    started: float,
+) -> OrchestrationResult:
+    """After a server error that is not retried: ACCEPT if the proposal is in the run's
+    history, ``error`` if it surely is not, ``StateChangeOutcomeUnknown`` if unclear."""
+    try:
+        states, date = read_history()
+    except (APIConnectionError, PrefectHTTPStatusError, ResponseDecodeError) as exc:
+        raise _unknown(task_run_id, transition_id, error, exc) from exc
+    applied = _applied(states, transition_id)
+    if applied is not None:
+        return OrchestrationResult(
+            state=applied, status=SetStateStatus.ACCEPT, details=StateAcceptDetails()
+        )
+    if _maybe_replaced(states, proposed, date, time.monotonic() - started):
+        raise _unknown(task_run_id, transition_id, error, None)
+    raise error
 
 
 def _spend(retry: PrefectRetry, url: str, exc: BaseException) -> Optional[PrefectRetry]:

@@ -90,11 +90,29 @@ def _body_detail(response: requests.Response) -> Tuple[Any, str]:
     for the message when the body was JSON nested too deeply to parse (a hostile or broken
     server must not turn an HTTP error into a ``RecursionError``)."""
     try:
-        return (json.loads(response.content) if response.content else None), ""
+        detail = json.loads(response.content) if response.content else None
     except ValueError:
         return response.text, ""
     except RecursionError:
         return response.text, _TOO_DEEP
+    # Parseable but still too deep to pickle or print: keep it as text.
+    return (response.text, _TOO_DEEP) if _deeper_than(detail, _MAX_DETAIL_DEPTH) else (detail, "")
+
+
+_MAX_DETAIL_DEPTH = 64
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/dicts more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _shown_detail(detail: Any) -> str:

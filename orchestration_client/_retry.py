@@ -195,7 +195,7 @@ class PrefectRetry(Retry):
     def sleep(self, response: Optional["BaseHTTPResponse"] = None) -> None:
         header = response.headers.get("Retry-After") if response is not None else None
         retry_after = asked_wait(response.headers) if response is not None else None
-        if retry_after:
+        if retry_after is not None:  # 0, or a date already past: retry at once, as Prefect
             delay, source = self._jittered(retry_after, at_least=True), "Retry-After"
         else:
             delay, source = self.get_backoff_time(), "backoff"

@@ -20,6 +20,7 @@ reset in the middle of a body is retried like any other broken connection.
 
 import logging
 import os
+import threading
 import weakref
 from typing import Any, Dict, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit
@@ -29,6 +30,7 @@ import requests.adapters
 import requests.structures
 import requests.utils
 import urllib3.exceptions
+import urllib3.util
 
 from . import _headers
 from . import _httpx_settings as _httpx
@@ -154,8 +156,11 @@ class Transport:
         # Environment lookups (proxies, CA bundle, netrc) are done once here, not per call.
         session.trust_env = False
         session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        source = "the HTTP_PROXY/HTTPS_PROXY/ALL_PROXY environment variables"
         if "proxy" in options or "proxies" in options:
             session.proxies = _httpx.proxies(options.get("proxy", options.get("proxies")))
+            source = "httpx_settings['proxy']"
+        _check_proxies(session.proxies, source)
         session.verify = _httpx.tls_verify(options, settings)
         if "cert" in options:
             session.cert = options["cert"]
@@ -298,6 +303,8 @@ class Transport:
         self._pid = os.getpid()
         self._adapter.forget_connections()
         self.csrf = self._new_csrf(self.csrf.enabled)
+        # The cookie jar's lock may have been held by a parent thread at the fork.
+        self.session.cookies._cookies_lock = threading.RLock()  # type: ignore[attr-defined]
 
     def _new_csrf(self, enabled: bool) -> CsrfToken:
         """The CSRF token holder; a forked child gets its own (own client id, own lock)."""
@@ -352,6 +359,8 @@ class Transport:
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
         ``idempotent=False``: see :meth:`send`."""
+        if self._pid != os.getpid():  # before the CSRF state, which is the parent's too
+            self._forget_parent_connections()
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers() if csrf else None
         response = self.send(
@@ -395,6 +404,25 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+def _check_proxies(proxies: Mapping[str, str], source: str) -> None:
+    """Refuse a proxy URL that cannot be used (no host, a bad port, a password with a raw
+    ``/`` or ``#``), naming where it came from but never showing it: it may hold a password."""
+    for scheme, url in proxies.items():
+        if scheme == "no" or not url:
+            continue
+        try:
+            parsed = urllib3.util.parse_url(url if "://" in url else f"http://{url}")
+            usable = bool(parsed.host) and (parsed.port is None or 0 < parsed.port < 65536)
+        except (urllib3.exceptions.LocationParseError, ValueError):
+            usable = False
+        if not usable:
+            raise ValueError(
+                f"{source} holds a proxy URL for {scheme!r} that cannot be used (no host, a bad "
+                "port, or a password with a raw '/', '?' or '#': percent-encode it); "
+                "not shown, since it may hold a password"
+            )
 
 
 def _check_tls_files(verify: Union[bool, str], cert: Any, from_options: bool) -> None:

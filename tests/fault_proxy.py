@@ -182,6 +182,12 @@ class FaultProxy:
                         b"Content-Length: 11\r\n\r\nBad Gateway"
                     )
                     continue
+                if action == "504":
+                    client.sendall(
+                        b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
+                        b"Content-Length: 15\r\n\r\nGateway Timeout"
+                    )
+                    continue
                 if action == "interim":
                     client.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
                 if action == "reset_mid_body":

@@ -137,15 +137,32 @@ def test_outcome_unknown_when_the_server_replaced_the_proposal(
     assert names(direct, run_id) == ["Pending", "Running", "AwaitingRetry"]
 
 
-def test_a_caller_transition_id_is_kept(
+def test_a_transition_id_already_in_the_history_is_not_mistaken_for_this_proposal(
     client: SyncPrefectClient, direct: SyncPrefectClient, proxy: FaultProxy
 ) -> None:
-    run_id, mine = new_run(client), uuid.uuid4()
-    state = Running()
-    state.state_details.transition_id = mine
+    """A state read back from the server carries the transition_id it was stored with;
+    proposed again (force=True) and its reply lost, it must not be reported applied from
+    the old entry: every proposal gets a fresh id."""
+    run_id = new_run(client)
+    first = client.set_task_run_state(run_id, Running())
+    assert first.state is not None
+    reread = client.read_task_run_states(run_id)[-1]
     proxy.add("drop", "POST", "/set_state")
-    result = client.set_task_run_state(run_id, state)
-    assert result.state is not None and result.state.state_details.transition_id == mine
+    again = client.set_task_run_state(run_id, reread, force=True)
+    assert again.state is not None and again.state.id != first.state.id
+    assert again.state.state_details.transition_id != first.state.state_details.transition_id
+    assert names(direct, run_id) == ["Pending", "Running", "Running"]
+
+
+def test_a_504_after_the_commit_is_reported_as_applied(
+    client: SyncPrefectClient, direct: SyncPrefectClient, proxy: FaultProxy
+) -> None:
+    """A proxy's 504 is not retried (as in Prefect), but it may follow the commit: the
+    client looks at the history once and reports the ACCEPT instead of a bare 504."""
+    run_id = new_run(client)
+    proxy.add("504", "POST", "/set_state")
+    result = client.set_task_run_state(run_id, Running())
+    assert result.status.value == "ACCEPT" and result.state is not None
     assert names(direct, run_id) == ["Pending", "Running"]
 
 
