@@ -6,6 +6,7 @@ import uuid
 from typing import Any, Iterable, List, Optional, Type, TypeVar, Union
 
 from ._bodies import StateCreate
+from ._exceptions import RequestValidationError
 from ._schemas import RetryDelay, State, TaskRunPolicy
 from ._state_data import sent_data
 
@@ -42,20 +43,22 @@ def as_uuid(value: Any, name: str) -> uuid.UUID:
         try:
             return uuid.UUID(value)
         except ValueError:
-            raise ValueError(f"{name} must be a UUID, got {value!r}") from None
-    raise TypeError(f"{name} must be a UUID or a UUID string, got {type(value).__name__}")
+            raise RequestValidationError(f"{name} must be a UUID, got {value!r}") from None
+    raise RequestValidationError(
+        f"{name} must be a UUID or a UUID string, got {type(value).__name__}"
+    )
 
 
 def optional_str(value: Any, name: str) -> Optional[str]:
     if value is None or isinstance(value, str):
         return value
-    raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+    raise RequestValidationError(f"{name} must be a str or None, got {type(value).__name__}")
 
 
 def bounded(value: Optional[str], name: str, limit: int) -> Optional[str]:
     """``value`` if it fits a PostgreSQL index entry (see ``MAX_NAME_BYTES``)."""
     if value is not None and len(value) * 4 > limit and len(value.encode("utf-8")) > limit:
-        raise ValueError(
+        raise RequestValidationError(
             f"{name} is {len(value.encode('utf-8'))} bytes long; the limit is {limit} bytes "
             "(Prefect indexes it, and PostgreSQL refuses longer index entries)"
         )
@@ -65,16 +68,18 @@ def bounded(value: Optional[str], name: str, limit: int) -> Optional[str]:
 def instance_or_none(value: Any, expected: Type[F], name: str) -> Optional[F]:
     if value is None or isinstance(value, expected):
         return value
-    raise TypeError(f"{name} must be a {expected.__name__} or None, got {type(value).__name__}")
+    raise RequestValidationError(
+        f"{name} must be a {expected.__name__} or None, got {type(value).__name__}"
+    )
 
 
 def count(value: Any, name: str, *, allow_none: bool) -> Optional[int]:
     if value is None and allow_none:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        raise RequestValidationError(f"{name} must be an int, got {type(value).__name__}")
     if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+        raise RequestValidationError(f"{name} must be >= 0, got {value}")
     return value
 
 
@@ -82,19 +87,23 @@ def strings(value: Any, name: str) -> List[str]:
     if value is None:
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a collection of str, got {type(value).__name__}")
+        raise RequestValidationError(
+            f"{name} must be a collection of str, got {type(value).__name__}"
+        )
     items = list(value)
     for item in items:
         if not isinstance(item, str):
-            raise TypeError(f"{name} must contain only str, got {type(item).__name__}")
+            raise RequestValidationError(f"{name} must contain only str, got {type(item).__name__}")
     return items
 
 
 def seconds(value: Any, name: str) -> Union[int, float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+        raise RequestValidationError(
+            f"{name} must be a number of seconds, got {type(value).__name__}"
+        )
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise RequestValidationError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
 
 
@@ -105,7 +114,7 @@ def retry_delay(value: Any) -> RetryDelay:
         return None
     if isinstance(value, (list, tuple)):
         if len(value) > MAX_RETRY_DELAYS:
-            raise ValueError(f"{name} may list at most {MAX_RETRY_DELAYS} delays")
+            raise RequestValidationError(f"{name} may list at most {MAX_RETRY_DELAYS} delays")
         return [int(seconds(item, name)) for item in value]
     return int(seconds(value, name))
 
@@ -128,7 +137,7 @@ def state_create(state: Any, name: str = "state") -> StateCreate:
     """The state as proposed to the server. Its ``data`` stays on the local object, as in
     Prefect: see ``_state_data``."""
     if not isinstance(state, State):
-        raise TypeError(
+        raise RequestValidationError(
             f"{name} must be a State (see orchestration_client.states), got {type(state).__name__}"
         )
     return StateCreate(

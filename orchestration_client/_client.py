@@ -41,7 +41,12 @@ from ._arguments import (
 from ._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
 from ._codec import BodyEncoder, ReplyDecoder
 from ._enums import TaskRunSort
-from ._exceptions import ClientClosedError, PrefectHTTPStatusError, redact_url
+from ._exceptions import (
+    ClientClosedError,
+    PrefectHTTPStatusError,
+    RequestValidationError,
+    redact_url,
+)
 from ._features import FeatureNotSupported, unsupported_features
 from ._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
 from ._schemas import OrchestrationResult, State, TaskInput, TaskRun
@@ -235,15 +240,17 @@ class SyncPrefectClient:
             task_key, tags, version = task.task_key, task.tags, task.version
             policy = task_policy(task)
         except AttributeError as exc:
-            raise TypeError(
+            raise RequestValidationError(
                 "task must be an orchestration_client.schemas.Task or have task_key, tags, "
                 f"version, retries, retry_delay_seconds and retry_jitter_factor: {exc}"
             ) from None
         if not isinstance(task_key, str) or not task_key:
-            raise ValueError(f"task.task_key must be a non-empty str, got {task_key!r}")
+            raise RequestValidationError(f"task.task_key must be a non-empty str, got {task_key!r}")
         bounded(task_key, "task.task_key", MAX_KEY_BYTES)
         if task_inputs is not None and not isinstance(task_inputs, dict):
-            raise TypeError(f"task_inputs must be a dict, got {type(task_inputs).__name__}")
+            raise RequestValidationError(
+                f"task_inputs must be a dict, got {type(task_inputs).__name__}"
+            )
         body = TaskRunCreate(
             state=state_create(Pending() if state is None else state),
             name=bounded(optional_str(name, "name"), "name", MAX_NAME_BYTES),
@@ -316,11 +323,13 @@ class SyncPrefectClient:
         (``None`` means 0, as in Prefect)."""
         if sort is not None and not isinstance(sort, TaskRunSort):
             if not isinstance(sort, str):
-                raise TypeError(f"sort must be a TaskRunSort, got {type(sort).__name__}")
+                raise RequestValidationError(
+                    f"sort must be a TaskRunSort, got {type(sort).__name__}"
+                )
             try:
                 sort = TaskRunSort(sort)
             except ValueError:
-                raise ValueError(
+                raise RequestValidationError(
                     f"sort must be one of {', '.join(s.value for s in TaskRunSort)}; got {sort!r}"
                 ) from None
         body = TaskRunsQuery(
@@ -358,7 +367,7 @@ class SyncPrefectClient:
         can't settle it, ``StateChangeOutcomeUnknown`` is raised (see ``_exactly_once``)."""
         run_id = as_uuid(task_run_id, "task_run_id")
         if not isinstance(force, bool):
-            raise TypeError(f"force must be a bool, got {type(force).__name__}")
+            raise RequestValidationError(f"force must be a bool, got {type(force).__name__}")
         proposed = state_create(state)
         state.state_details.task_run_id = run_id
         transition_id = _exactly_once.stamp(proposed)

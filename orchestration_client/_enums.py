@@ -3,7 +3,14 @@
 import enum
 
 
-class StateType(str, enum.Enum):
+class _WireEnum(str, enum.Enum):
+    """A string enum whose ``repr`` is ``StateType.COMPLETED``, as Prefect's enums show."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class StateType(_WireEnum):
     """The kind of a state; its value is what the server sends (upper case)."""
 
     SCHEDULED = "SCHEDULED"
@@ -22,7 +29,7 @@ TERMINAL_STATE_TYPES = frozenset(
 )
 
 
-class SetStateStatus(str, enum.Enum):
+class SetStateStatus(_WireEnum):
     """What the orchestrator decided about a proposed state."""
 
     ACCEPT = "ACCEPT"
@@ -31,14 +38,14 @@ class SetStateStatus(str, enum.Enum):
     WAIT = "WAIT"
 
 
-class Operator(str, enum.Enum):
+class Operator(_WireEnum):
     """How the populated criteria inside one filter object combine."""
 
     and_ = "and_"
     or_ = "or_"
 
 
-class TaskRunSort(str, enum.Enum):
+class TaskRunSort(_WireEnum):
     """Orders accepted by ``read_task_runs``; ``DURATION_*`` need a 3.9 server."""
 
     ID_DESC = "ID_DESC"

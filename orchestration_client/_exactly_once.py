@@ -136,6 +136,13 @@ def set_state_once(
             ambiguous = None  # not applied: propose again
         try:
             return send()
+        except APITimeoutError as exc:
+            # No reply in time: the server may have committed it, or may still do so. Look
+            # once; if it is not there yet, the outcome is unknown (not retried, as Prefect
+            # does not retry read timeouts).
+            return _settle(
+                task_run_id, proposed, transition_id, exc, read_history, started, absent=None
+            )
         except APIConnectionError as exc:
             if not _may_have_been_sent(exc):
                 raise  # the transport already spent its connect retries; nothing was applied
@@ -146,7 +153,9 @@ def set_state_once(
                     raise  # the server refused it: nothing was applied
                 # A 5xx that is not retried (a proxy's 504, a 500) may have followed the
                 # commit: look once, and say what happened instead of a bare error.
-                return _settle(task_run_id, proposed, transition_id, exc, read_history, started)
+                return _settle(
+                    task_run_id, proposed, transition_id, exc, read_history, started, absent=exc
+                )
             ambiguous = exc
         # Out of retries, the history is still read once (at once) to tell what happened.
         retry = _spend(retry, url, ambiguous) if retry is not None else None
@@ -156,15 +165,23 @@ def _settle(
     task_run_id: uuid.UUID,
     proposed: StateCreate,
     transition_id: uuid.UUID,
-    error: PrefectHTTPStatusError,
+    error: BaseException,
     read_history: ReadHistory,
     started: float,
+    *,
+    absent: Optional[BaseException],
 ) -> OrchestrationResult:
-    """After a server error that is not retried: ACCEPT if the proposal is in the run's
-    history, ``error`` if it surely is not, ``StateChangeOutcomeUnknown`` if unclear."""
+    """After a failure that is not retried: ACCEPT if the proposal is in the run's history;
+    if it is not, ``absent`` (the error to raise then), or ``StateChangeOutcomeUnknown``
+    when ``absent`` is None (the server may still apply it) or the history is unclear."""
     try:
         states, date = read_history()
-    except (APIConnectionError, PrefectHTTPStatusError, ResponseDecodeError) as exc:
+    except (
+        APIConnectionError,
+        APITimeoutError,
+        PrefectHTTPStatusError,
+        ResponseDecodeError,
+    ) as exc:
         raise _unknown(task_run_id, transition_id, error, exc) from exc
     applied = _applied(states, transition_id)
     if applied is not None:
@@ -173,7 +190,15 @@ def _settle(
         )
     if _maybe_replaced(states, proposed, date, time.monotonic() - started):
         raise _unknown(task_run_id, transition_id, error, None)
-    raise error
+    if absent is None:
+        raise _unknown(
+            task_run_id,
+            transition_id,
+            error,
+            None,
+            "and it is not in the run's history yet, but the server may still apply it",
+        )
+    raise absent
 
 
 def _spend(retry: PrefectRetry, url: str, exc: BaseException) -> Optional[PrefectRetry]:
@@ -261,8 +286,9 @@ def _unknown(
     transition_id: uuid.UUID,
     ambiguous: BaseException,
     last: Optional[BaseException],
+    reason: Optional[str] = None,
 ) -> StateChangeOutcomeUnknown:
-    why = (
+    why = reason or (
         f"and reading its state history failed too ({last})"
         if last is not None and last is not ambiguous
         else "and the retries ran out"

@@ -17,12 +17,13 @@ fields when the client validates a request body before sending it.
 
 import datetime
 import uuid
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Type, Union, get_args
 
 import msgspec
 
 from ._enums import Operator, StateType
 from ._exceptions import RequestValidationError
+from ._model import Model
 
 __all__ = [
     "DeploymentFilter",
@@ -72,18 +73,24 @@ UUIDs = Optional[List[uuid.UUID]]
 Strings = Optional[List[str]]
 
 
-class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class _Filter(Model, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Base of every filter: sends only fields that differ from their (server-side) default,
-    and turns ISO-8601 strings and ``str`` ids into datetimes and UUIDs when built."""
+    has the models' pydantic-style helpers (``model_dump``, ``model_validate``, ...), and
+    coerces what Prefect's filters coerce when built: ISO-8601 strings, dates and epoch
+    seconds into datetimes, ``str`` ids into UUIDs, and dicts into nested filters."""
 
     _coerced: ClassVar[Dict[str, Any]]
+    _nested: ClassVar[Dict[str, Type["_Filter"]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._coerced = {
-            name: hint
-            for name, hint in getattr(cls, "__annotations__", {}).items()
-            if hint in (Datetime, UUIDs)
+        hints = getattr(cls, "__annotations__", {})
+        cls._coerced = {name: hint for name, hint in hints.items() if hint in (Datetime, UUIDs)}
+        cls._nested = {
+            name: inner
+            for name, hint in hints.items()
+            for inner in get_args(hint)
+            if isinstance(inner, type) and issubclass(inner, _Filter)
         }
 
     def __post_init__(self) -> None:
@@ -91,18 +98,42 @@ class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_def
             value = getattr(self, name)
             if value is None:
                 continue
-            if hint is Datetime and isinstance(value, str):
-                setattr(self, name, _parse_datetime(value, self, name))
+            if hint is Datetime and not isinstance(value, datetime.datetime):
+                setattr(self, name, _to_datetime(value, self, name))
             elif (
                 hint is UUIDs
                 and isinstance(value, (list, tuple))
                 and not all(isinstance(item, uuid.UUID) for item in value)
             ):
                 setattr(self, name, [_parse_uuid(item, self, name) for item in value])
+        for name, kind in self._nested.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                try:
+                    setattr(self, name, kind(**value))
+                except TypeError as exc:
+                    raise RequestValidationError(f"{_where(self, name)}: {exc}") from None
 
 
 def _where(obj: Any, name: str) -> str:
     return f"{type(obj).__name__}.{name}"
+
+
+def _to_datetime(value: Union[str, datetime.date, int, float], obj: Any, name: str) -> Any:
+    """What Prefect's filters accept for a datetime: an ISO-8601 string, a date (its
+    midnight, UTC) or epoch seconds. Anything else is left to the checks before sending."""
+    if isinstance(value, str):
+        return _parse_datetime(value, obj, name)
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise RequestValidationError(
+                f"{_where(obj, name)}: {value!r} is not a usable epoch time"
+            ) from None
+    return value
 
 
 def _parse_datetime(text: str, obj: Any, name: str) -> datetime.datetime:

@@ -59,6 +59,49 @@ def _plain(value: Any, json: bool, drop_none: bool) -> Any:
     return value
 
 
+Selection = Union[Collection[str], Mapping[str, Any]]
+
+
+def _pick(value: Any, selection: Any, *, keep: bool) -> Any:
+    """pydantic's ``include`` (``keep``) or ``exclude`` applied to a dumped value: a set of
+    keys, or a mapping from key to ``True``/``...`` (the whole value) or a nested selection.
+    A list is selected item by item (``"__all__"`` applies to every index)."""
+    if isinstance(value, list):
+        if isinstance(selection, Mapping):
+            every = selection.get("__all__")
+            picked = []
+            for index, item in enumerate(value):
+                rule = selection.get(index, every)
+                if rule is None:
+                    if keep:
+                        continue
+                    picked.append(item)
+                elif rule is True or rule is Ellipsis:
+                    if keep:
+                        picked.append(item)
+                else:
+                    picked.append(_pick(item, rule, keep=keep))
+            return picked
+        return value
+    if not isinstance(value, dict):
+        return value
+    rules: Mapping[Any, Any] = (
+        selection if isinstance(selection, Mapping) else {key: True for key in selection}
+    )
+    out: Dict[Any, Any] = {}
+    for key, item in value.items():
+        rule = rules.get(key)
+        if rule is None or rule is False:
+            if not keep:
+                out[key] = item
+        elif rule is True or rule is Ellipsis:
+            if keep:
+                out[key] = item
+        else:  # a nested selection
+            out[key] = _pick(item, rule, keep=keep)
+    return out
+
+
 def _exact(value: Any) -> Any:
     """``value`` with datetime subclasses (Prefect's pendulum ``DateTime``) made plain
     ``datetime``, which is all msgspec accepts."""
@@ -85,20 +128,21 @@ class Model(msgspec.Struct, kw_only=True):
         self,
         *,
         mode: str = "python",
-        include: Optional[Collection[str]] = None,
-        exclude: Optional[Collection[str]] = None,
+        include: Optional[Selection] = None,
+        exclude: Optional[Selection] = None,
         exclude_none: bool = False,
     ) -> Dict[str, Any]:
         """The model as a dict; ``mode="json"`` gives only JSON types (``ValueError`` for a
-        value that has none, as pydantic's error is). ``include`` and ``exclude`` name
-        top-level fields; ``exclude_none`` drops fields that are ``None``."""
+        value that has none, as pydantic's error is). ``include`` and ``exclude`` are field
+        names, or pydantic's nested form (``{"state": {"data"}}``, ``True`` for a whole
+        field); ``exclude_none`` drops fields that are ``None``."""
         if mode not in ("python", "json"):
             raise ValueError(f"mode must be 'python' or 'json', got {mode!r}")
         out: Dict[str, Any] = _plain(self, mode == "json", exclude_none)
         if include is not None:
-            out = {key: item for key, item in out.items() if key in include}
+            out = _pick(out, include, keep=True)
         if exclude:
-            out = {key: item for key, item in out.items() if key not in exclude}
+            out = _pick(out, exclude, keep=False)
         if mode == "json":
             try:
                 converted: Dict[str, Any] = msgspec.to_builtins(out)
@@ -111,8 +155,8 @@ class Model(msgspec.Struct, kw_only=True):
         self,
         *,
         indent: Optional[int] = None,
-        include: Optional[Collection[str]] = None,
-        exclude: Optional[Collection[str]] = None,
+        include: Optional[Selection] = None,
+        exclude: Optional[Selection] = None,
         exclude_none: bool = False,
     ) -> str:
         """The model as a JSON string (non-finite floats become ``null``, as in pydantic)."""

@@ -159,11 +159,16 @@ def _retries(raw: Any, name: str) -> Optional[int]:
         if not raw.strip():
             return None
         try:
-            value = int(raw)
+            number = float(raw)  # "3" or "3.0", as pydantic reads an int
         except ValueError:
             raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+        if not number.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {raw!r}")
+        value = int(number)
     elif isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
     else:
         raise ValueError(f"{name} must be a whole number, got {raw!r}")
     if not 0 <= value <= MAX_RETRIES_LIMIT:

@@ -21,6 +21,15 @@ Timestamp = Union[datetime.datetime, str, None]
 Id = Union[uuid.UUID, str, None]
 
 
+def _iso_datetime(text: str, name: str) -> datetime.datetime:
+    """An ISO-8601 string as an aware datetime (no offset means UTC, as in Prefect)."""
+    try:
+        value = msgspec.convert(text, datetime.datetime)
+    except msgspec.ValidationError:
+        raise ValueError(f"{name} must be an ISO-8601 datetime, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
 def _details(state_details: StateDetailsArg) -> StateDetails:
     """Copy ``state_details`` into a fresh ``StateDetails``, checking a dict's field types."""
     if state_details is None:
@@ -138,9 +147,12 @@ def _scheduled(state_type: StateType, default_name: str, doc: str) -> ScheduledC
             details.scheduled_time = utcnow()
         elif details.scheduled_time is not None:
             raise ValueError("An extra scheduled_time was provided in state_details")
+        elif isinstance(scheduled_time, str):  # ISO-8601, as Prefect's model coerces it
+            details.scheduled_time = _iso_datetime(scheduled_time, "scheduled_time")
         elif not isinstance(scheduled_time, datetime.datetime):
             raise TypeError(
-                f"scheduled_time must be a datetime, got {type(scheduled_time).__name__}"
+                f"scheduled_time must be a datetime or an ISO-8601 string, "
+                f"got {type(scheduled_time).__name__}"
             )
         else:
             details.scheduled_time = scheduled_time

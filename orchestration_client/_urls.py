@@ -22,7 +22,7 @@ def api_base_url(
     ``/``, ``?`` or ``#`` in it the URL cannot be split safely, and it is refused without
     being shown.
     """
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
         shown = redact_url(url) if isinstance(url, str) else type(url).__name__
         raise ValueError(f"the API URL must start with http:// or https://, got {shown!r}")
     parts = urlsplit(url)

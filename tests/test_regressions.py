@@ -1,0 +1,27 @@
+"""Defects found by adversarial reviews (a hostile network and prefork servers; code migrated
+from Prefect), each kept as the standalone script that reproduced it: it exits 0 once the
+defect is fixed. They run in fresh interpreters because several fork, chdir or read the
+environment at import."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).parents[1]
+SCRIPTS = ROOT / "tests" / "regressions"
+#: Probabilistic (a fork racing a cookie-jar lock): run, but bounded by its own time limit.
+SLOW = {"fork_cookie_lock_hang.py": 240}
+
+
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in SCRIPTS.glob("*.py") if p.name != "stub.py")
+)
+def test_defect_stays_fixed(script: str, tmp_path: pathlib.Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PYTHONPATH=str(ROOT), HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"))
+    result = subprocess.run([sys.executable, str(SCRIPTS / script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=SLOW.get(script, 120))
+    assert result.returncode == 0, f"{script}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
