@@ -1,7 +1,8 @@
 """Defects found by adversarial reviews (a hostile network and prefork servers; code migrated
 from Prefect), each kept as the standalone script that reproduced it: it exits 0 once the
 defect is fixed. They run in fresh interpreters because several fork, chdir or read the
-environment at import."""
+environment at import. The ``repro_*`` scripts compare with Prefect 3.9.1 and need it
+installed (the main run has it; the interpreter-matrix virtualenvs deliberately do not)."""
 
 import os
 import pathlib
@@ -20,6 +21,8 @@ SLOW = {"fork_cookie_lock_hang.py": 240}
     "script", sorted(p.name for p in SCRIPTS.glob("*.py") if p.name != "stub.py")
 )
 def test_defect_stays_fixed(script: str, tmp_path: pathlib.Path) -> None:
+    if script.startswith("repro_"):  # these compare with Prefect's own client
+        pytest.importorskip("prefect", reason="compares with Prefect (not in the matrix venvs)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(ROOT), HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"))
     result = subprocess.run([sys.executable, str(SCRIPTS / script)], cwd=tmp_path, env=env,
