@@ -36,6 +36,7 @@ from ._exceptions import (
     APITimeoutError,
     PrefectHTTPStatusError,
     ResponseDecodeError,
+    causes,
 )
 from ._retry import PrefectRetry
 from ._schemas import OrchestrationResult, State, StateAcceptDetails
@@ -124,11 +125,9 @@ def set_state_once(
                     raise _unknown(task_run_id, transition_id, ambiguous, exc) from exc
                 retry = _spend(retry, url, exc)
                 continue
-            applied = _applied(states, transition_id)
-            if applied is not None:
-                return OrchestrationResult(
-                    state=applied, status=SetStateStatus.ACCEPT, details=StateAcceptDetails()
-                )
+            accepted = _accepted(states, transition_id)
+            if accepted is not None:
+                return accepted
             if _maybe_replaced(states, proposed, date, time.monotonic() - started):
                 raise _unknown(task_run_id, transition_id, ambiguous, None)
             if retry is None:  # out of retries, but surely not applied: the last error stands
@@ -183,11 +182,9 @@ def _settle(
         ResponseDecodeError,
     ) as exc:
         raise _unknown(task_run_id, transition_id, error, exc) from exc
-    applied = _applied(states, transition_id)
-    if applied is not None:
-        return OrchestrationResult(
-            state=applied, status=SetStateStatus.ACCEPT, details=StateAcceptDetails()
-        )
+    accepted = _accepted(states, transition_id)
+    if accepted is not None:
+        return accepted
     if _maybe_replaced(states, proposed, date, time.monotonic() - started):
         raise _unknown(task_run_id, transition_id, error, None)
     if absent is None:
@@ -218,10 +215,14 @@ def _spend(retry: PrefectRetry, url: str, exc: BaseException) -> Optional[Prefec
     return retry
 
 
-def _applied(states: List[State], transition_id: uuid.UUID) -> Optional[State]:
+def _accepted(states: List[State], transition_id: uuid.UUID) -> Optional[OrchestrationResult]:
+    """The ACCEPT a lost reply carried, if a state with ``transition_id`` is in the history
+    (the state a real ACCEPT carries: the stored one, with its id and timestamp)."""
     for state in reversed(states):
         if state.state_details.transition_id == transition_id:
-            return state
+            return OrchestrationResult(
+                state=state, status=SetStateStatus.ACCEPT, details=StateAcceptDetails()
+            )
     return None
 
 
@@ -261,24 +262,10 @@ def _parse_date(value: Optional[str]) -> Optional[datetime.datetime]:
 def _may_have_been_sent(exc: BaseException) -> bool:
     """False only when the failure was to connect at all (refused, unreachable, connect
     timeout): then the server never saw the request."""
-    cause: Optional[BaseException] = exc
-    seen = 0
-    while cause is not None and seen < 20:
-        seen += 1
-        if isinstance(cause, (NewConnectionError, ConnectTimeoutError)):
-            return False
-        if isinstance(cause, requests.exceptions.ConnectTimeout):
-            return False
-        reason = getattr(cause, "reason", None)
-        if isinstance(reason, BaseException):
-            cause = reason
-            continue
-        args = getattr(cause, "args", ())
-        if args and isinstance(args[0], BaseException) and args[0] is not cause:
-            cause = args[0]
-            continue
-        cause = cause.__cause__
-    return True
+    return not any(
+        isinstance(cause, (NewConnectionError, ConnectTimeoutError, requests.ConnectTimeout))
+        for cause in causes(exc, through_cause=True)
+    )
 
 
 def _unknown(

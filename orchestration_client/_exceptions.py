@@ -17,7 +17,7 @@ pickles with its message and attributes, so it can cross a process pool.
 """
 
 import json
-from typing import Any, Dict, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Type, TypeVar, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -35,10 +35,30 @@ __all__ = [
     "PrefectHTTPStatusError",
     "RequestValidationError",
     "ResponseDecodeError",
+    "causes",
     "redact_url",
 ]
 
 _MAX_BODY_IN_MESSAGE = 1000
+
+
+def causes(exc: BaseException, *, through_cause: bool = False) -> Iterator[BaseException]:
+    """``exc``, then what it wraps, innermost last: urllib3's ``reason``, an exception given
+    as the first argument (as requests wraps urllib3's), and with ``through_cause`` also
+    ``__cause__``. Bounded, so a cycle cannot loop forever."""
+    cause: Optional[BaseException] = exc
+    for _ in range(20):
+        if cause is None:
+            return
+        yield cause
+        reason = getattr(cause, "reason", None)
+        args = getattr(cause, "args", ())
+        if isinstance(reason, BaseException):
+            cause = reason
+        elif args and isinstance(args[0], BaseException) and args[0] is not cause:
+            cause = args[0]
+        else:
+            cause = cause.__cause__ if through_cause else None
 
 
 def redact_url(url: str) -> str:

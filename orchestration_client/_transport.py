@@ -49,6 +49,7 @@ from ._exceptions import (
     OrchestrationClientError,
     PrefectHTTPStatusError,
     ResponseDecodeError,
+    causes,
     redact_url,
 )
 from ._redirects import OriginSession
@@ -454,17 +455,7 @@ call_in_child_after_fork(_forget_in_child)
 
 def _reason(exc: BaseException) -> str:
     """The innermost useful cause of a requests/urllib3 connection error, without URLs."""
-    cause: Optional[BaseException] = exc
-    while cause is not None:
-        reason = getattr(cause, "reason", None)
-        if isinstance(reason, BaseException):
-            cause = reason
-            continue
-        args = getattr(cause, "args", ())
-        if args and isinstance(args[0], BaseException) and args[0] is not cause:
-            cause = args[0]
-            continue
-        break
-    text = str(cause) if cause is not None else str(exc)
+    *_, cause = causes(exc)
+    text = str(cause)
     # urllib3 prefixes its messages with the connection object's repr; keep the tail.
     return text.split(": ", 1)[-1] if text.startswith("<") else text
