@@ -30,7 +30,9 @@ TEST_TOOLS = ["pytest>=7", "responses>=0.23", "requests-mock>=1.11", "openteleme
               "opentelemetry-instrumentation-requests>=0.41b0"]
 #: What the unit suite leaves to other tests: real servers, Prefect's client, lint, itself.
 IGNORED = ["tests/integration", "tests/compat", "tests/test_differential.py",
-           "tests/test_quality.py", "tests/test_compatibility.py"]  # fmt: skip
+           "tests/test_quality.py", "tests/test_compatibility.py",
+           # build, twine and matplotlib: packaging and charts are checked once, in the main run
+           "tests/test_packaging.py", "tests/test_charts.py"]  # fmt: skip
 
 
 def declared_requirements() -> List[str]:
