@@ -50,7 +50,7 @@ from ._exceptions import (
 from ._features import FeatureNotSupported, unsupported_features
 from ._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
 from ._schemas import OrchestrationResult, State, TaskInput, TaskRun
-from ._settings import load_settings
+from ._settings import Settings, load_settings
 from ._states import Pending
 from ._transport import Transport
 from ._version import PREFECT_VERSION
@@ -96,6 +96,44 @@ class SyncPrefectClient:
         api_version: Optional[str] = None,
         httpx_settings: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        self._setup(
+            api,
+            settings=load_settings(),
+            auth_string=auth_string,
+            api_key=api_key,
+            api_version=api_version,
+            httpx_settings=httpx_settings,
+        )
+
+    @classmethod
+    def _from_settings(
+        cls,
+        api: str,
+        settings: Settings,
+        httpx_settings: Optional[Mapping[str, Any]] = None,
+    ) -> "SyncPrefectClient":
+        """A client from settings already loaded (``get_client`` reads them once)."""
+        client = cls.__new__(cls)
+        client._setup(
+            api,
+            settings=settings,
+            auth_string=settings.auth_string,
+            api_key=settings.api_key,
+            api_version=None,
+            httpx_settings=httpx_settings,
+        )
+        return client
+
+    def _setup(
+        self,
+        api: Any,
+        *,
+        settings: Settings,
+        auth_string: Optional[str],
+        api_key: Optional[str],
+        api_version: Optional[str],
+        httpx_settings: Optional[Mapping[str, Any]],
+    ) -> None:
         self._depth = 0
         self._closed = False
         self._lock = threading.Lock()
@@ -115,7 +153,7 @@ class SyncPrefectClient:
             api = self._server.api_url
         self._transport = Transport(
             api,
-            settings=load_settings(),
+            settings=settings,
             api_key=optional_str(api_key, "api_key"),
             auth_string=optional_str(auth_string, "auth_string"),
             api_version=optional_str(api_version, "api_version"),

@@ -52,12 +52,7 @@ def get_client(
             _announced.add(missing)
             logger.warning("%s; using a local Prefect server at %s", missing, api)
     try:
-        client = SyncPrefectClient(
-            api or "",
-            auth_string=settings.auth_string,
-            api_key=settings.api_key,
-            httpx_settings=httpx_settings,
-        )
+        client = SyncPrefectClient._from_settings(api or "", settings, httpx_settings)
     except BaseException:
         if server is not None:
             server.stop()
