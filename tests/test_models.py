@@ -295,6 +295,8 @@ CONSTRUCTORS = [
 def test_constructors_match_prefect_and_pass_state_fields_through(prefect: Any, name: str) -> None:
     import prefect.states
 
+    if not hasattr(prefect.states, name):  # Python 3.9's extra installs Prefect 3.4.25
+        pytest.skip(f"Prefect {prefect.__version__} has no prefect.states.{name} to compare with")
     extra = {
         "timestamp": AT,
         "id": ID,

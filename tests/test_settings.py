@@ -1,5 +1,6 @@
 """Reading the PREFECT_* settings: values, sources, precedence, and bad values."""
 
+import importlib.metadata
 import logging
 import os
 import pathlib
@@ -363,6 +364,10 @@ L=${HOME_NOT_SET:-}
 def test_dotenv_parser_matches_python_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
     """The .env dialect is python-dotenv's, which Prefect's settings use."""
     dotenv = pytest.importorskip("dotenv")
+    release = importlib.metadata.version("python-dotenv")
+    if tuple(int(part) for part in release.split(".")[:3]) < (1, 2, 4):
+        # Python 3.9 gets 1.2.1, which reads "F= # a comment" as that text, not as empty.
+        pytest.skip(f"the dialect followed is python-dotenv 1.2.4's; {release} is installed")
     path = write(".env", DOTENV_CORPUS)
     monkeypatch.chdir(path.parent)
     assert _config_files.read_dotenv(str(path), dict(os.environ)) == dict(

@@ -12,6 +12,7 @@ from typing import Any, Iterator, List
 import msgspec
 import pytest
 import responses
+from helpers import installed_prefect, prefect_is_older
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client._codec import BodyEncoder
@@ -30,6 +31,8 @@ def prefect(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     imported with a throw-away PREFECT_HOME if this is its first import."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if prefect_is_older():  # Prefect 3.4's to_state_create even fails on its own there
+        pytest.skip(f"compares with Prefect 3.9.1; Prefect {installed_prefect()} is installed")
     return pytest.importorskip("prefect")
 
 
