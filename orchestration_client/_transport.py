@@ -35,9 +35,11 @@ import urllib3.util
 from . import _headers
 from . import _httpx_settings as _httpx
 from ._connection import (
+    MAX_CONNECTIONS_VARIABLE,
     BoundedAdapter,
     ReplyRejected,
     call_in_child_after_fork,
+    max_connections,
     max_reply_bytes,
 )
 from ._csrf import CsrfToken
@@ -59,12 +61,10 @@ from ._settings import Settings
 from ._urls import api_base_url
 from ._version import SERVER_API_VERSION, USER_AGENT
 
-__all__ = ["POOL_MAXSIZE", "Transport"]
+__all__ = ["Transport"]
 
 logger = logging.getLogger("orchestration_client")
 
-#: Connections kept per host; Prefect's client allows 16 at once.
-POOL_MAXSIZE = 16
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
@@ -128,7 +128,9 @@ class Transport:
         self._retries_after_contact = (retry_policy(False, False), retry_policy(False, True))
         self._adapter = BoundedAdapter(
             max_reply_bytes=max_reply_bytes(os.environ),
-            pool_maxsize=POOL_MAXSIZE,
+            pool_maxsize=max_connections(os.environ),
+            # A caller beyond the cap waits for a free connection up to the connect timeout.
+            pool_wait=None if self.timeout is None else self.timeout[0],
             max_retries=self._retries[True],
         )
         self._max_retries = settings.max_retries
@@ -264,6 +266,12 @@ class Transport:
                     message, endpoint=endpoint, response=response, limit=exc.limit
                 )
             return ResponseDecodeError(message, endpoint=endpoint, response=response)
+        if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+            return APITimeoutError(
+                f"{method} {url}: not sent: no free connection within "
+                f"{self._adapter.pool_wait:g} s; all {self._adapter.max_connections} connections "
+                f"this client may open ({MAX_CONNECTIONS_VARIABLE}) stayed in use"
+            )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return APITimeoutError(
                 f"{method} {url}: no reply within {self._read_timeout()} s "
