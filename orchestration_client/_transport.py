@@ -28,7 +28,6 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import requests.adapters
 import requests.structures
-import requests.utils
 import urllib3.exceptions
 import urllib3.util
 
@@ -54,6 +53,7 @@ from ._exceptions import (
     causes,
     redact_url,
 )
+from ._no_proxy import environment_proxies
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
 from ._retry import PrefectRetry
@@ -158,7 +158,7 @@ class Transport:
         session = OriginSession()
         # Environment lookups (proxies, CA bundle, netrc) are done once here, not per call.
         session.trust_env = False
-        session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        session.proxies = environment_proxies(self.base_url)  # NO_PROXY as httpx and requests
         source = "the HTTP_PROXY/HTTPS_PROXY/ALL_PROXY environment variables"
         if "proxy" in options or "proxies" in options:
             session.proxies = _httpx.proxies(options.get("proxy", options.get("proxies")))
