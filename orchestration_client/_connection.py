@@ -33,9 +33,10 @@ Connections in flight are capped per client (:data:`DEFAULT_MAX_CONNECTIONS`, or
   took no connection, but urllib3's clean-up hands one back all the same; the pool's queue
   remembers the interrupted wait and ignores that one hand-back, so the cap stays exact
   (and urllib3 2 never raises ``FullPoolError`` into a later caller whose call succeeded).
-* Pools made before ``gevent.monkey.patch_all()`` (or eventlet's) wait on OS locks, which
-  would block every greenlet of the thread: the adapter notices that ``threading`` was
-  patched since its pools were made and starts new ones.
+* Under gevent or eventlet the wait is a greenlet's: a queue made after monkey-patching has
+  green locks, and one made before still waits cooperatively, since ``threading.Condition``
+  allocates the lock it waits on at each wait (its own mutex is only held for a moment,
+  never across a switch).
 
 The pools are the stock urllib3 classes with small overrides (``_new_conn`` sets the
 connection's ``response_class``; the wait bound and the queue above), so tools that patch
@@ -432,7 +433,6 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         self.max_connections = pool_maxsize
         self.pool_wait = pool_wait
         self._per_thread = threading.local()
-        self._made_with = threading.Lock
         self._default_retries = max_retries
         super().__init__(
             pool_connections=4, pool_maxsize=pool_maxsize, pool_block=True, max_retries=max_retries
@@ -463,30 +463,13 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
             _bound(manager, self.max_reply_bytes, self.pool_wait)
         return manager
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if threading.Lock is not self._made_with:
-            # Monkey-patched (gevent, eventlet) since the pools were made: their queues wait
-            # on OS locks, which would block every greenlet of this thread. New pools; the
-            # policy this caller chose just before is kept.
-            retries = getattr(self._per_thread, "retries", None)
-            self._new_pools()
-            if retries is not None:
-                self._per_thread.retries = retries
-        return super().send(request, *args, **kwargs)
-
     def forget_connections(self) -> None:
         """Drop every pool without using it: after a fork the pools, their sockets and their
         locks belong to the parent (a parent thread may even hold a lock)."""
         for manager in (self.poolmanager, *self.proxy_manager.values()):
             _unlock_inherited(manager)
-        self._new_pools()
-
-    def _new_pools(self) -> None:
-        """Fresh, empty pools and thread-local state; the old pools are left alone (calls
-        under way finish on them) and closed when collected."""
         self.proxy_manager = {}
         self._per_thread = threading.local()
-        self._made_with = threading.Lock
         state: Any = self  # requests keeps the pool sizes in untyped attributes
         self.init_poolmanager(state._pool_connections, state._pool_maxsize, state._pool_block)
 
