@@ -14,9 +14,10 @@ one off too:
   ``127.0.0.1:4200`` sends the API on port 4200 of that address direct).
 * requests' rules (``requests.utils.should_bypass_proxies``): for an IPv4 API host, an
   IPv4 network in CIDR form (``10.0.0.0/8``) or the address itself, without a port; for a
-  named host, any entry that the host name, or ``host:port``, ends with (a plain suffix:
-  ``example.com`` also matches ``myexample.com``), and ``.example.com`` for the domain
-  itself.
+  named host, an entry equal to the host name (or ``host:port``) or a domain it is in, with
+  ``.example.com`` matching the domain itself too (requests before 2.34 match any string
+  suffix: ``example.com`` also matches ``myexample.com``); the platform's bypass list on
+  macOS and Windows.
 
 The API URL is fixed per client and redirects never leave its origin, so this is decided
 once, when the client is built.
