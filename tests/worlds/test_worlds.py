@@ -115,16 +115,19 @@ def world_env(tmp: pathlib.Path, tag: str, **extra: str) -> Dict[str, str]:
 
 class World:
     """One world script in its own process group, killed (group and all) if it outlives
-    its time limit. ``expect(line)`` waits for a line it prints; ``report()`` its result."""
+    its time limit. ``expect(line)`` waits for a line it prints; ``report()`` its result.
+    Its stderr (and that of the servers it starts) goes to a file, so it can never block."""
 
     def __init__(self, args: List[str], env: Dict[str, str], limit: float) -> None:
         self.started = time.monotonic()
         self.deadline = self.started + limit
         self.limit = limit
-        self.process = subprocess.Popen(
-            [sys.executable, *args], cwd=WORLDS, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+        self.errors = pathlib.Path(env["HOME"]) / f"{args[0]}.{time.monotonic_ns()}.stderr"
+        with open(self.errors, "wb") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, *args], cwd=WORLDS, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=errors, start_new_session=True,
+            )  # fmt: skip
         self.lines: List[str] = []
 
     def expect(self, prefix: str) -> str:
@@ -161,9 +164,8 @@ class World:
 
     def transcript(self) -> str:
         self.kill()
-        assert self.process.stderr is not None
         rest = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
-        errors = self.process.stderr.read().decode(errors="replace")
+        errors = self.errors.read_text(errors="replace")
         return ("".join(self.lines) + rest)[-4000:] + "\n--- stderr ---\n" + errors[-6000:]
 
 
