@@ -20,15 +20,36 @@ urllib3's ``urlopen``, is what gives these rules one home:
   urllib3's retry policy treats it exactly like a reset before the reply, and the
   connection is closed, never reused.
 
-The pools are the stock urllib3 classes with one override (``_new_conn`` sets the
-connection's ``response_class``), so tools that patch urllib3's connection classes, and
-everything that patches ``requests.Session.send``, keep working.
+Connections in flight are capped per client (:data:`DEFAULT_MAX_CONNECTIONS`, or
+``ORCHESTRATION_CLIENT_MAX_CONNECTIONS``), as Prefect's client caps them:
+
+* urllib3's pool runs in blocking mode, so a caller beyond the cap waits for a connection
+  to come back; requests never passes urllib3 a bound for that wait (it would wait
+  forever), so the pool bounds it itself, by the connect timeout. Past it urllib3 raises
+  ``EmptyPoolError`` before anything is sent, which the transport reports as a timeout.
+* Every connection opened is kept for reuse, so urllib3 has nothing to discard and never
+  logs "Connection pool is full, discarding connection".
+* A caller interrupted while it waits (Ctrl-C, ``gevent.Timeout``, a Celery time limit)
+  took no connection, but urllib3's clean-up hands one back all the same; the pool's queue
+  remembers the interrupted wait and ignores that one hand-back, so the cap stays exact
+  (and urllib3 2 never raises ``FullPoolError`` into a later caller whose call succeeded).
+* Under gevent or eventlet the wait is a greenlet's: a queue made after monkey-patching has
+  green locks, and one made before still waits cooperatively, since ``threading.Condition``
+  allocates the lock it waits on at each wait (its own mutex is only held for a moment,
+  never across a switch).
+
+The pools are the stock urllib3 classes with small overrides (``_new_conn`` sets the
+connection's ``response_class``; the wait bound and the queue above), so tools that patch
+urllib3's connection classes, and everything that patches ``requests.Session.send``, keep
+working.
 """
 
 import functools
 import http.client
 import io
+import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -39,20 +60,28 @@ import requests.adapters
 from urllib3.util.retry import Retry
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_REPLY_BYTES",
+    "MAX_CONNECTIONS_VARIABLE",
     "MAX_INTERIM_REPLIES",
     "MAX_REPLY_BYTES_VARIABLE",
     "BoundedAdapter",
     "BoundedReply",
     "ReplyRejected",
+    "max_connections",
     "max_reply_bytes",
 ]
+
+logger = logging.getLogger("orchestration_client")
 
 #: Largest decoded reply body accepted. A page of 200 task runs is about 0.3 MB, a run
 #: with large ``task_inputs`` a few MB at most: 64 MiB leaves room for 200 times the
 #: largest normal page, while one runaway reply can't take more than that from a worker.
 DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
 MAX_REPLY_BYTES_VARIABLE = "ORCHESTRATION_CLIENT_MAX_REPLY_BYTES"
+#: Connections one client may have open at once; Prefect's client allows 16.
+DEFAULT_MAX_CONNECTIONS = 16
+MAX_CONNECTIONS_VARIABLE = "ORCHESTRATION_CLIENT_MAX_CONNECTIONS"
 #: Interim (1xx) replies skipped before one reply; more fails the attempt.
 MAX_INTERIM_REPLIES = 32
 _CHUNK = 256 * 1024
@@ -62,17 +91,25 @@ _PIECE = 1024 * 1024
 def max_reply_bytes(env: Mapping[str, str]) -> int:
     """The reply size cap from ``ORCHESTRATION_CLIENT_MAX_REPLY_BYTES`` (a whole number of
     bytes, at least 1), or the default; anything else is a ``ValueError`` naming it."""
-    raw = env.get(MAX_REPLY_BYTES_VARIABLE, "").strip()
+    return _whole_number(env, MAX_REPLY_BYTES_VARIABLE, DEFAULT_MAX_REPLY_BYTES, "bytes")
+
+
+def max_connections(env: Mapping[str, str]) -> int:
+    """The cap on connections in flight from ``ORCHESTRATION_CLIENT_MAX_CONNECTIONS`` (a
+    whole number, at least 1), or the default; anything else is a ``ValueError`` naming it."""
+    return _whole_number(env, MAX_CONNECTIONS_VARIABLE, DEFAULT_MAX_CONNECTIONS, "connections")
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, unit: str) -> int:
+    raw = env.get(name, "").strip()
     if not raw:
-        return DEFAULT_MAX_REPLY_BYTES
+        return default
     try:
         value = int(raw.replace("_", ""))
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(
-            f"{MAX_REPLY_BYTES_VARIABLE} must be a whole number of bytes >= 1, got {raw!r}"
-        )
+        raise ValueError(f"{name} must be a whole number of {unit} >= 1, got {raw!r}")
     return value
 
 
@@ -295,8 +332,46 @@ class BoundedReply(http.client.HTTPResponse):
 
 
 @functools.cache
-def _bounded_pool(pool_class: Any, max_bytes: int) -> Any:
-    """``pool_class`` whose new connections read replies with :class:`BoundedReply`."""
+def _slot_queue(base: Any) -> Any:
+    """``base`` (the queue class urllib3 was imported with: the stdlib's, or gevent's or
+    eventlet's after monkey-patching) as a queue of connection slots that remembers the
+    waits interrupted before they took a slot, and ignores as many hand-backs of an empty
+    slot: urllib3's ``urlopen`` hands one back after any exception, even one raised while
+    waiting, and each would raise the cap by one."""
+
+    class SlotQueue(base):  # type: ignore[misc]
+        def __init__(self, maxsize: int = 0) -> None:
+            super().__init__(maxsize)
+            self._owed = 0
+            self._owed_lock = threading.Lock()  # looked up now: green after patching
+
+        def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+            try:
+                return super().get(block, timeout)
+            except queue.Empty:
+                raise
+            except BaseException:  # interrupted while waiting: no slot was taken
+                with self._owed_lock:
+                    self._owed += 1
+                raise
+
+        def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+            if item is None:
+                with self._owed_lock:
+                    if self._owed:
+                        self._owed -= 1
+                        return
+            super().put(item, block, timeout)
+
+    SlotQueue.__name__ = SlotQueue.__qualname__ = f"Slot{base.__name__}"
+    return SlotQueue
+
+
+@functools.cache
+def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any:
+    """``pool_class`` whose new connections read replies with :class:`BoundedReply`, whose
+    callers wait at most ``wait`` seconds (None: no limit) for a free connection, and which
+    keeps every connection handed back (see the module docstring)."""
     reply = functools.partial(BoundedReply, max_bytes=max_bytes)
 
     def _new_conn(self: Any) -> Any:
@@ -304,25 +379,64 @@ def _bounded_pool(pool_class: Any, max_bytes: int) -> Any:
         conn.response_class = reply
         return conn
 
-    return type(pool_class.__name__, (pool_class,), {"_new_conn": _new_conn})
+    def _get_conn(self: Any, timeout: Optional[float] = None) -> Any:
+        return pool_class._get_conn(self, wait if timeout is None else timeout)
+
+    def _put_conn(self: Any, conn: Any) -> None:
+        # urllib3's own logs a WARNING (1.26) or raises FullPoolError (2.x) when the queue
+        # is full; with slots counted exactly it never is, but a connection that finds it
+        # so is simply closed.
+        slots = self.pool
+        if slots is not None:
+            try:
+                slots.put(conn, block=False)
+                return
+            except queue.Full:
+                logger.debug("connection pool for %s full; closing a connection", self.host)
+        if conn:
+            conn.close()
+
+    return type(
+        pool_class.__name__,
+        (pool_class,),
+        {
+            "_new_conn": _new_conn,
+            "_get_conn": _get_conn,
+            "_put_conn": _put_conn,
+            "QueueCls": _slot_queue(pool_class.QueueCls),
+        },
+    )
 
 
-def _bound(manager: Any, max_bytes: int) -> None:
+def _bound(manager: Any, max_bytes: int, wait: Optional[float]) -> None:
     manager.pool_classes_by_scheme = {
-        scheme: _bounded_pool(pool_class, max_bytes)
+        scheme: _bounded_pool(pool_class, max_bytes, wait)
         for scheme, pool_class in manager.pool_classes_by_scheme.items()
     }
 
 
 class BoundedAdapter(requests.adapters.HTTPAdapter):
-    """``HTTPAdapter`` whose pools read replies with :class:`BoundedReply`, with a retry
-    policy chosen per call (see :meth:`use_retries`) and pools a forked child can drop."""
+    """``HTTPAdapter`` whose pools read replies with :class:`BoundedReply` and cap the
+    connections in flight at ``pool_maxsize`` (a caller waits at most ``pool_wait`` seconds
+    for one, None: no limit), with a retry policy chosen per call (see
+    :meth:`use_retries`) and pools a forked child can drop."""
 
-    def __init__(self, *, max_reply_bytes: int, pool_maxsize: int, max_retries: Retry) -> None:
+    def __init__(
+        self,
+        *,
+        max_reply_bytes: int,
+        pool_maxsize: int,
+        pool_wait: Optional[float],
+        max_retries: Retry,
+    ) -> None:
         self.max_reply_bytes = max_reply_bytes
+        self.max_connections = pool_maxsize
+        self.pool_wait = pool_wait
         self._per_thread = threading.local()
         self._default_retries = max_retries
-        super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=max_retries)
+        super().__init__(
+            pool_connections=4, pool_maxsize=pool_maxsize, pool_block=True, max_retries=max_retries
+        )
 
     @property
     def max_retries(self) -> Retry:
@@ -340,13 +454,13 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        _bound(self.poolmanager, self.max_reply_bytes)
+        _bound(self.poolmanager, self.max_reply_bytes, self.pool_wait)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         new = proxy not in self.proxy_manager
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if new:
-            _bound(manager, self.max_reply_bytes)
+            _bound(manager, self.max_reply_bytes, self.pool_wait)
         return manager
 
     def forget_connections(self) -> None:
@@ -367,12 +481,14 @@ def _unlock_inherited(manager: Any) -> None:
     fork would never be released, and the child would hang there."""
     pools = getattr(getattr(manager, "pools", None), "_container", {})
     for pool in list(pools.values()):
-        waiting = getattr(pool, "pool", None)
+        waiting: Any = getattr(pool, "pool", None)
         if waiting is not None and hasattr(waiting, "mutex"):
             waiting.mutex = threading.Lock()
             waiting.not_empty = threading.Condition(waiting.mutex)
             waiting.not_full = threading.Condition(waiting.mutex)
             waiting.all_tasks_done = threading.Condition(waiting.mutex)
+        if waiting is not None and hasattr(waiting, "_owed_lock"):
+            waiting._owed_lock = threading.Lock()
 
 
 def call_in_child_after_fork(callback: Callable[[], None]) -> None:

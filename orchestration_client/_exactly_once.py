@@ -27,7 +27,13 @@ from typing import Any, Callable, FrozenSet, List, Optional, Tuple
 
 import msgspec
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    EmptyPoolError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+)
 
 from ._bodies import StateCreate
 from ._enums import SetStateStatus, StateType
@@ -136,6 +142,8 @@ def set_state_once(
         try:
             return send()
         except APITimeoutError as exc:
+            if not _may_have_been_sent(exc):
+                raise  # no free connection in time: the proposal never left the client
             # No reply in time: the server may have committed it, or may still do so. Look
             # once; if it is not there yet, the outcome is unknown (not retried, as Prefect
             # does not retry read timeouts).
@@ -261,9 +269,12 @@ def _parse_date(value: Optional[str]) -> Optional[datetime.datetime]:
 
 def _may_have_been_sent(exc: BaseException) -> bool:
     """False only when the failure was to connect at all (refused, unreachable, connect
-    timeout): then the server never saw the request."""
+    timeout, no free connection in the pool in time): then the server never saw the request."""
     return not any(
-        isinstance(cause, (NewConnectionError, ConnectTimeoutError, requests.ConnectTimeout))
+        isinstance(
+            cause,
+            (NewConnectionError, ConnectTimeoutError, requests.ConnectTimeout, EmptyPoolError),
+        )
         for cause in causes(exc, through_cause=True)
     )
 

@@ -28,16 +28,17 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import requests.adapters
 import requests.structures
-import requests.utils
 import urllib3.exceptions
 import urllib3.util
 
 from . import _headers
 from . import _httpx_settings as _httpx
 from ._connection import (
+    MAX_CONNECTIONS_VARIABLE,
     BoundedAdapter,
     ReplyRejected,
     call_in_child_after_fork,
+    max_connections,
     max_reply_bytes,
 )
 from ._csrf import CsrfToken
@@ -52,6 +53,7 @@ from ._exceptions import (
     causes,
     redact_url,
 )
+from ._no_proxy import environment_proxies
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
 from ._retry import PrefectRetry
@@ -59,12 +61,10 @@ from ._settings import Settings
 from ._urls import api_base_url
 from ._version import SERVER_API_VERSION, USER_AGENT
 
-__all__ = ["POOL_MAXSIZE", "Transport"]
+__all__ = ["Transport"]
 
 logger = logging.getLogger("orchestration_client")
 
-#: Connections kept per host; Prefect's client allows 16 at once.
-POOL_MAXSIZE = 16
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_HEADERS = ("prefect-csrf-token", "prefect-csrf-client")
 # Headers that neither PREFECT_CLIENT_CUSTOM_HEADERS nor httpx_settings may replace.
@@ -128,7 +128,9 @@ class Transport:
         self._retries_after_contact = (retry_policy(False, False), retry_policy(False, True))
         self._adapter = BoundedAdapter(
             max_reply_bytes=max_reply_bytes(os.environ),
-            pool_maxsize=POOL_MAXSIZE,
+            pool_maxsize=max_connections(os.environ),
+            # A caller beyond the cap waits for a free connection up to the connect timeout.
+            pool_wait=None if self.timeout is None else self.timeout[0],
             max_retries=self._retries[True],
         )
         self._max_retries = settings.max_retries
@@ -156,7 +158,7 @@ class Transport:
         session = OriginSession()
         # Environment lookups (proxies, CA bundle, netrc) are done once here, not per call.
         session.trust_env = False
-        session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        session.proxies = environment_proxies(self.base_url)  # NO_PROXY as httpx and requests
         source = "the HTTP_PROXY/HTTPS_PROXY/ALL_PROXY environment variables"
         if "proxy" in options or "proxies" in options:
             session.proxies = _httpx.proxies(options.get("proxy", options.get("proxies")))
@@ -264,6 +266,12 @@ class Transport:
                     message, endpoint=endpoint, response=response, limit=exc.limit
                 )
             return ResponseDecodeError(message, endpoint=endpoint, response=response)
+        if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+            return APITimeoutError(
+                f"{method} {url}: not sent: no free connection within "
+                f"{self._adapter.pool_wait:g} s; all {self._adapter.max_connections} connections "
+                f"this client may open ({MAX_CONNECTIONS_VARIABLE}) stayed in use"
+            )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return APITimeoutError(
                 f"{method} {url}: no reply within {self._read_timeout()} s "

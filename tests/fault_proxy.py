@@ -12,11 +12,13 @@ A script of rules picks requests by method and path and does something hostile t
 * ``drip``: forward, then send the reply one byte every ``drip_seconds``;
 * ``reset_mid_body``: forward, then send the reply's head and half its body, then reset;
 * ``oversized``: forward nothing; answer 200 with a chunked body of ``oversized_bytes``;
-* ``retry_after``: forward nothing; answer 503 with ``Retry-After: <retry_after>``.
+* ``retry_after``: forward nothing; answer 503 with ``Retry-After: <retry_after>``;
+* ``delay``: forward, wait for the reply, hold it ``delay_seconds``, then send it.
 
 ``down()`` closes the listening socket (new connections are refused) and ``up()`` opens it
 again on the same port. Every rule fires ``times`` times (on every ``every``-th matching
-request), then falls away.
+request), then falls away. ``accepted`` counts the client connections accepted so far and
+``peak`` the most that were open at once.
 """
 
 import contextlib
@@ -38,6 +40,7 @@ class Rule:
     times: int = 1
     retry_after: str = "1000000000"
     drip_seconds: float = 0.2
+    delay_seconds: float = 3.0
     oversized_bytes: int = 64 * 1024 * 1024
     then_down: bool = False  # after a drop: refuse every later connection
     every: int = 1  # act on every n-th matching request only (the others pass)
@@ -60,6 +63,9 @@ class FaultProxy:
         self._listener: Optional[socket.socket] = None
         self._threads: List[threading.Thread] = []
         self._clients: List[socket.socket] = []
+        self.accepted = 0
+        self.peak = 0
+        self._open = 0
         self.port = port
         self.up()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -116,6 +122,9 @@ class FaultProxy:
                 return
             with self._lock:
                 self._clients.append(client)
+                self.accepted += 1
+                self._open += 1
+                self.peak = max(self.peak, self._open)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _pick(self, method: str, path: str) -> str:
@@ -162,11 +171,24 @@ class FaultProxy:
                         b"Retry-After: " + rule.retry_after.encode() + b"\r\n\r\n"
                     )
                     continue
-                if upstream is None:
-                    upstream = socket.create_connection(self.upstream, timeout=60)
-                    upstream_reader = upstream.makefile("rb")
-                upstream.sendall(head + body)
-                reply = _read_message(upstream_reader, is_request=False)
+                reply = None
+                for _ in range(2):
+                    reused = upstream is not None
+                    if upstream is None:
+                        upstream = socket.create_connection(self.upstream, timeout=60)
+                        upstream_reader = upstream.makefile("rb")
+                    try:
+                        upstream.sendall(head + body)
+                        reply = _read_message(upstream_reader, is_request=False)
+                    except OSError:
+                        reply = None
+                    if reply is not None or not reused:
+                        break
+                    # The server closed the kept-alive upstream connection as the request
+                    # went out (its idle timeout), unread: send it again on a new one, as a
+                    # real proxy does, instead of failing the client.
+                    upstream.close()
+                    upstream = None
                 if reply is None:
                     _reset(client)
                     return
@@ -189,12 +211,16 @@ class FaultProxy:
                     )
                     continue
                 if action == "interim":
-                    client.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+                    client.sendall(
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                    )
                 if action == "reset_mid_body":
                     client.sendall(reply_head + reply_body[: max(1, len(reply_body) // 2)])
                     time.sleep(0.05)
                     _reset(client)
                     return
+                if action == "delay":
+                    time.sleep(self._rule_for(action).delay_seconds)
                 if action == "drip":
                     delay = self._rule_for(action).drip_seconds
                     for byte in reply_head + reply_body:
@@ -209,6 +235,8 @@ class FaultProxy:
             client.close()
             if upstream is not None:
                 upstream.close()
+            with self._lock:
+                self._open -= 1
 
     def _send_oversized(self, client: socket.socket) -> None:
         total = self._rule_for("oversized").oversized_bytes

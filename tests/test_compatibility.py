@@ -29,7 +29,7 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 TEST_TOOLS = ["pytest>=7", "responses>=0.23", "requests-mock>=1.11", "opentelemetry-sdk>=1.20",
               "opentelemetry-instrumentation-requests>=0.41b0"]
 #: What the unit suite leaves to other tests: real servers, Prefect's client, lint, itself.
-IGNORED = ["tests/integration", "tests/compat", "tests/test_differential.py",
+IGNORED = ["tests/integration", "tests/compat", "tests/worlds", "tests/test_differential.py",
            "tests/test_quality.py", "tests/test_compatibility.py",
            # build, twine and matplotlib: packaging and charts are checked once, in the main run
            "tests/test_packaging.py", "tests/test_charts.py"]  # fmt: skip
