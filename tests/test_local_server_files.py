@@ -42,10 +42,13 @@ def test_get_client_refuses_a_bad_idle_timeout_before_starting_anything(
 
 
 def test_prefect_home(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
-    assert _options.prefect_home({"HOME": "/h"}) == os.path.expanduser("~/.prefect")
-    assert _options.prefect_home({"PREFECT_HOME": "~/x"}) == os.path.expanduser("~/x")
+    real = os.path.realpath
+    assert _options.prefect_home({"HOME": "/h"}) == real(os.path.expanduser("~/.prefect"))
+    assert _options.prefect_home({"PREFECT_HOME": "~/x"}) == real(os.path.expanduser("~/x"))
     monkeypatch.chdir(tmp_path)
-    assert _options.prefect_home({"PREFECT_HOME": "rel"}) == str(tmp_path / "rel")
+    assert _options.prefect_home({"PREFECT_HOME": "rel"}) == real(tmp_path / "rel")
+    (tmp_path / "link").symlink_to(tmp_path / "rel", target_is_directory=True)
+    assert _options.prefect_home({"PREFECT_HOME": str(tmp_path / "link")}) == real(tmp_path / "rel")
 
 
 def test_installed_prefect_version_matches_its_metadata() -> None:

@@ -44,9 +44,10 @@ def idle_timeout(env: Optional[Mapping[str, str]] = None) -> float:
 
 def prefect_home(env: Optional[Mapping[str, str]] = None) -> str:
     """``PREFECT_HOME`` from the environment (``~`` expanded), else ``~/.prefect``: where
-    Prefect keeps its database and where the local server's record lives."""
+    Prefect keeps its database and where the local server's record lives. Symbolic links
+    are resolved, so every spelling of one directory finds the same server."""
     raw = (os.environ if env is None else env).get("PREFECT_HOME", "").strip()
-    return os.path.abspath(os.path.expanduser(raw or os.path.join("~", ".prefect")))
+    return os.path.realpath(os.path.expanduser(raw or os.path.join("~", ".prefect")))
 
 
 @functools.lru_cache(maxsize=1)

@@ -48,7 +48,7 @@ class _SubprocessServer(LocalServer):
             port = _free_port()
             super().__init__(f"http://127.0.0.1:{port}/api")
             # The server's stdin is a pipe only this process writes to: when this process
-            # dies, however it dies, the pipe closes and the server ends (see _server_guard).
+            # dies, however it dies, the pipe closes and the server ends (see _guard).
             self._process = subprocess.Popen(
                 self._command(port),
                 env=self._environment(),
