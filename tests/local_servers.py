@@ -7,8 +7,9 @@
 * ``local_home``: a test's homes (with the session's migrated database); every server
   started in them is stopped when the test ends.
 * ``no_local_server_left``: at the end of the session, any shared server still running in
-  the session's temporary directories, or started in the real ``~/.prefect`` during the
-  session, is stopped and the session fails, naming it.
+  the session's temporary directories, started by a process of this session (it carries
+  ``OC_TEST_SESSION`` in its environment, which tests do not strip), or started in the real
+  ``~/.prefect`` during the session, is stopped and the session fails, naming it.
 """
 
 import os
@@ -16,12 +17,14 @@ import pathlib
 import shutil
 import tempfile
 import time
+import uuid
 from typing import Callable, Iterator, List, Set, Tuple
 
 import pytest
 
 REAL_PREFECT_HOME = pathlib.Path(os.path.expanduser("~/.prefect"))
 SESSION_STARTED = time.time()
+SESSION_MARK = f"OC_TEST_SESSION={uuid.uuid4().hex}"
 _session_home: List[pathlib.Path] = []
 
 
@@ -30,6 +33,7 @@ def isolate_prefect_home() -> pathlib.Path:
     if not _session_home:
         _session_home.append(pathlib.Path(tempfile.mkdtemp(prefix="oc-tests-prefect-home-")))
     os.environ["PREFECT_HOME"] = str(_session_home[0])
+    os.environ["OC_TEST_SESSION"] = SESSION_MARK.split("=", 1)[1]
     os.environ.pop("ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT", None)  # tests set their own
     return _session_home[0]
 
@@ -49,6 +53,19 @@ def server_processes() -> List[Tuple[int, str]]:
             continue
         if any(arg.endswith("_guard.py") for arg in argv) and entry.stat().st_uid == os.geteuid():
             found.append((int(entry.name), argv[argv.index("--directory") + 1]))
+    return found
+
+
+def started_by_this_session() -> List[Tuple[int, str]]:
+    """Shared servers whose environment carries this session's mark."""
+    found = []
+    for pid, directory in server_processes():
+        try:
+            environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if SESSION_MARK.encode() in environ:
+            found.append((pid, directory))
     return found
 
 
@@ -109,10 +126,13 @@ def no_local_server_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     leaks = []
     for root in [*_session_home, tmp_path_factory.getbasetemp()]:
         leaks += [f"pid {pid} serving {directory}" for pid, directory in stop_servers_under(root)]
+    from orchestration_client._local_server import _shared
+
+    for pid, directory in started_by_this_session():
+        _shared.stop(os.path.dirname(directory))
+        leaks.append(f"pid {pid} serving {directory}")
     for pid, directory in servers_under(REAL_PREFECT_HOME):
         if pid not in before and started_at(pid) >= SESSION_STARTED - 1:
-            from orchestration_client._local_server import _shared
-
             _shared.stop(str(REAL_PREFECT_HOME))
             leaks.append(f"pid {pid} serving {directory} (in your real ~/.prefect!)")
     for home in _session_home:
