@@ -1,8 +1,8 @@
 """``python -m orchestration_client server status|stop|start``: the shared local server of
 ``PREFECT_HOME`` (from the environment, default ``~/.prefect``).
 
-* ``status``: its URL, pid, Prefect version, idle timeout, age and log; exit 0 when one is
-  running, 1 when none is. The credential is never read or shown.
+* ``status``: its URL, pid, Prefect version, idle timeout, age, interpreter and log; exit 0
+  when one is running, 1 when none is. The credential is never shown.
 * ``stop``: stop it (SIGTERM, then SIGKILL after 20 s), even while scripts use it; exit 0,
   also when none was running.
 * ``start``: start it now, or find it running (``ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT``
@@ -44,6 +44,7 @@ def _status(home: str) -> int:
     print(f"  idle timeout:   {record.idle_timeout:g} s (stops after that long with no "
           "request and no open client)")  # fmt: skip
     print(f"  running for:    {_age(time.time() - record.started_at)}")
+    print(f"  python:         {record.python}")
     print(f"  log:            {_files.paths(home).log}")
     print(f"  stop it with:   {stop_command()}")
     return 0

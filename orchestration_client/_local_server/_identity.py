@@ -6,10 +6,12 @@ and before any process is signalled.
   elsewhere from ``ps``.
 * ``owns_port(pid, port)``: every socket listening on ``port`` belongs to that pid. On Linux
   the listening sockets' inodes come from ``/proc/net/tcp`` and ``tcp6`` and are looked up
-  among ``/proc/<pid>/fd``. Elsewhere there is no such table, so ``proves_credential``
-  asks the program on the port to prove it holds the credential: it must return
-  HMAC-SHA256(credential, port + a fresh random nonce). Only the nonce is sent, never the
-  credential, and a proof from another port is worthless.
+  among ``/proc/<pid>/fd``; a listener of another process means a foreign program, and
+  nothing at all is sent to it. Where the kernel does not say (not Linux, or a ``/proc``
+  that shows no listener on the port or hides the pid's descriptors, as some sandboxes
+  do), ``proves_credential`` asks the program on the port to prove it holds the
+  credential: it must return HMAC-SHA256(credential, port + a fresh random nonce). Only
+  the nonce is sent, never the credential, and a proof from another port is worthless.
 """
 
 import hashlib
@@ -125,12 +127,13 @@ def _listening_inodes(port: int) -> List[Tuple[str, str]]:
     return found
 
 
-def _socket_inodes(pid: int) -> Set[str]:
+def _socket_inodes(pid: int) -> Optional[Set[str]]:
+    """The inodes of ``pid``'s sockets, or None if its descriptors cannot be listed."""
     inodes: Set[str] = set()
     try:
         names = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return inodes
+        return None
     for name in names:
         try:
             target = os.readlink(f"/proc/{pid}/fd/{name}")
@@ -142,15 +145,17 @@ def _socket_inodes(pid: int) -> Set[str]:
 
 
 def owns_port(pid: int, port: int) -> Optional[bool]:
-    """True if ``pid`` holds every socket listening on ``port`` (one of them on
-    127.0.0.1), False if not; None where the kernel does not say (not Linux)."""
+    """True if ``pid`` holds every socket listening on ``port``, one of them on 127.0.0.1;
+    False if another process holds one; None where the kernel does not say."""
     if not _LINUX:
         return None
     listeners = _listening_inodes(port)
-    if not any(address == _LOOPBACK for address, _ in listeners):
-        return False
     held = _socket_inodes(pid)
-    return all(inode in held for _, inode in listeners)
+    if not listeners or held is None:
+        return None  # nobody listens (the challenge then fails too), or /proc hides it
+    if not all(inode in held for _, inode in listeners):
+        return False
+    return any(address == _LOOPBACK for address, _ in listeners)
 
 
 def proves_credential(port: int, auth_string: str, timeout: float = 5.0) -> bool:

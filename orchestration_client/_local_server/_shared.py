@@ -289,8 +289,8 @@ class Status(NamedTuple):
 
 
 def status(home: str) -> Status:
-    """What runs for ``home``, read without taking any lock or using the credential
-    (where the port cannot be checked without it, only the process is checked)."""
+    """What runs for ``home``, checked as ``connect()`` checks it but without taking any
+    lock, starting or stopping anything, or showing the credential."""
     where = _files.paths(home)
     if not _files.private_directory(where.directory, create=False):
         return Status(False, None, f"no local Prefect server for PREFECT_HOME={home}")
@@ -306,7 +306,11 @@ def status(home: str) -> Status:
         return Status(False, None, none)
     if not _identity.is_our_server(record.pid, where.directory):
         return Status(False, record, f"{none} (pid {record.pid}, recorded, has ended)")
-    if _identity.owns_port(record.pid, record.port) is False:
+    owns = _identity.owns_port(record.pid, record.port)
+    if owns is None:  # the kernel does not say: the listener must prove it has the credential
+        auth_string = _files.read_credential(where, record.id)
+        owns = auth_string is not None and _identity.proves_credential(record.port, auth_string)
+    if not owns:
         return Status(False, record, f"{none} (pid {record.pid}, recorded, is not listening on "
                                      f"port {record.port})")  # fmt: skip
     return Status(True, record, f"a local Prefect server is running for PREFECT_HOME={home}")

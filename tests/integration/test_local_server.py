@@ -394,6 +394,20 @@ def running(tmp_path_factory: pytest.TempPathFactory, template_db: pathlib.Path)
     stop_servers_under(root)
 
 
+def test_where_proc_hides_the_sockets_the_challenge_decides(
+    running: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some sandboxes show no socket table or descriptors: the server is then challenged,
+    proves itself, and is used (not replaced)."""
+    from orchestration_client._local_server import _identity, _shared
+
+    monkeypatch.setattr(_identity, "_socket_inodes", lambda pid: None)
+    assert _identity.owns_port(int(record(running)["pid"]), int(record(running)["port"])) is None  # type: ignore[call-overload]
+    server = _shared.connect(str(running), 600, 60)
+    server.stop()
+    assert server.record.pid == record(running)["pid"] and server.started_in is None
+
+
 def test_requests_without_the_credential_get_401(running: pathlib.Path) -> None:
     url, secret = str(record(running)["url"]), credential(running)
     user, password = secret.split(":", 1)
