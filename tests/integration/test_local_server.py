@@ -94,6 +94,20 @@ def sigkill(pid: int) -> None:
     assert gone_within(pid, 15)
 
 
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, template_db: pathlib.Path) -> Iterator[pathlib.Path]:
+    """One shared server for the read-only checks below."""
+    from local_servers import stop_servers_under
+
+    root = tmp_path_factory.mktemp("running")
+    home = root / "home"
+    home.mkdir()
+    (home / "prefect.db").write_bytes(template_db.read_bytes())
+    run(home)
+    yield home
+    stop_servers_under(root)
+
+
 # ---- reuse, concurrency, lifetime -------------------------------------------------------------
 
 
@@ -378,20 +392,6 @@ def test_the_challenge_is_answered_by_our_server_only_for_its_own_port(running: 
 
 
 # ---- the credential ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory, template_db: pathlib.Path) -> Iterator[pathlib.Path]:
-    """One shared server for the read-only checks below."""
-    from local_servers import stop_servers_under
-
-    root = tmp_path_factory.mktemp("running")
-    home = root / "home"
-    home.mkdir()
-    (home / "prefect.db").write_bytes(template_db.read_bytes())
-    run(home)
-    yield home
-    stop_servers_under(root)
 
 
 def test_where_proc_hides_the_sockets_the_challenge_decides(
