@@ -39,8 +39,11 @@ def isolate_prefect_home() -> pathlib.Path:
 
 
 def server_processes() -> List[Tuple[int, str]]:
-    """(pid, record directory) of every live shared local server guard of this user."""
-    found = []
+    """(pid, record directory) of every live shared local server guard of this user (from
+    /proc: elsewhere the sweep finds nothing)."""
+    found: List[Tuple[int, str]] = []
+    if not pathlib.Path("/proc/self").is_dir():
+        return found
     for entry in pathlib.Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
