@@ -12,6 +12,7 @@
   ``~/.prefect`` during the session, is stopped and the session fails, naming it.
 """
 
+import atexit
 import os
 import pathlib
 import shutil
@@ -32,6 +33,8 @@ def isolate_prefect_home() -> pathlib.Path:
     """Point ``PREFECT_HOME`` at a temporary directory for the rest of the session."""
     if not _session_home:
         _session_home.append(pathlib.Path(tempfile.mkdtemp(prefix="oc-tests-prefect-home-")))
+        # Also when no session fixture runs (--collect-only); servers are stopped before.
+        atexit.register(shutil.rmtree, _session_home[0], ignore_errors=True)
     os.environ["PREFECT_HOME"] = str(_session_home[0])
     os.environ["OC_TEST_SESSION"] = SESSION_MARK.split("=", 1)[1]
     os.environ.pop("ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT", None)  # tests set their own
