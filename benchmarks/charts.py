@@ -21,7 +21,8 @@ LABELS = {
     "prefect": "Prefect 3.9.1 client",
     "floor": "floor (requests + msgspec)",
 }
-COLOURS = {"ours": "#2a7ab9", "prefect": "#e07b39", "floor": "#9a9a9a", "raw requests": "#9a9a9a"}
+COLOURS = {"ours": "#2a7ab9", "prefect": "#e07b39", "floor": "#9a9a9a", "raw requests": "#9a9a9a",
+           "per_process": "#9fc5e8"}
 
 
 def _pyplot() -> Any:
@@ -49,13 +50,15 @@ def _save(figure: Any, name: str, layout: bool = True) -> pathlib.Path:
     return path
 
 
-def _bars(axis: Any, groups: Sequence[str], values: Dict[str, List[float]], unit: str) -> None:
+def _bars(axis: Any, groups: Sequence[str], values: Dict[str, List[float]], unit: str,
+          labels: Dict[str, str] = LABELS) -> None:  # fmt: skip
     """Grouped horizontal bars: one group per label, one bar per side, value printed."""
-    sides = [side for side in SIDES if side in values]
+    sides = [side for side in (*SIDES, *values) if side in values]
+    sides = list(dict.fromkeys(sides))
     height = 0.8 / len(sides)
     for index, side in enumerate(sides):
         positions = [g + index * height for g in range(len(groups))]
-        bars = axis.barh(positions, values[side], height, label=LABELS[side], color=COLOURS[side])
+        bars = axis.barh(positions, values[side], height, label=labels[side], color=COLOURS[side])
         shown = [f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}" for v in values[side]]
         axis.bar_label(bars, shown, padding=2, fontsize=7)
     axis.set_yticks([g + height * (len(sides) - 1) / 2 for g in range(len(groups))], groups)
@@ -119,12 +122,34 @@ def scale_chart(data: Dict[str, Any]) -> List[pathlib.Path]:
     return [_save(figure, "scale_throughput.svg")]
 
 
+def local_server_chart(data: Dict[str, Any]) -> List[pathlib.Path]:
+    """Seconds from a script's start to its first answered call with no PREFECT_API_URL:
+    Prefect's temporary server, our shared server, and ours with one server per process."""
+    plt = _pyplot()
+    summary = data["summary"]
+    situations = {"fresh": "first process,\nfresh PREFECT_HOME",
+                  "warm": "first process,\nwarm PREFECT_HOME", "later": "later processes"}
+    labels = {"prefect": f"Prefect {data['versions']['prefect']}'s temporary server",
+              "ours": "orchestration_client, shared server (default)",
+              "per_process": "orchestration_client, a server per process (timeout 0)"}
+    values = {side: [summary[side][s]["answered_s"] for s in situations] for side in labels}
+    figure, axis = plt.subplots(figsize=(8, 3.4))
+    _bars(axis, list(situations.values()), values, "s", labels)
+    axis.set_xlabel("seconds from process start to first call answered (median; lower is better)")
+    axis.set_title(f"No PREFECT_API_URL: whole-process time ({data['machine']}, "
+                   f"Python {data['versions']['python']}, {data['date'][:10]})", fontsize=9)
+    axis.legend(loc="lower right", fontsize=7, frameon=False)
+    return [_save(figure, "local_server.svg")]
+
+
 def main() -> None:
     written = []
     if (RESULTS / "compare.json").exists():
         written += compare_charts(json.loads((RESULTS / "compare.json").read_text()))
     if (RESULTS / "scale.json").exists():
         written += scale_chart(json.loads((RESULTS / "scale.json").read_text()))
+    if (RESULTS / "local_server.json").exists():
+        written += local_server_chart(json.loads((RESULTS / "local_server.json").read_text()))
     for path in written:
         print(f"written: {path}")
 

@@ -2,8 +2,8 @@
 
     python examples/filtering.py
 
-Talks to PREFECT_API_URL (or the URL in your Prefect profile), or a local server started
-for the script (the `server` extra). Each run tags its task runs with a batch of its own.
+Talks to PREFECT_API_URL (or the URL in your Prefect profile), or the local server shared
+by your scripts (the `server` extra). Each run tags its task runs with a batch of its own.
 """
 
 import uuid

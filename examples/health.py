@@ -3,8 +3,8 @@ non-zero (with the reason on stderr) when it is down or runs another major versi
 
     PREFECT_API_URL=http://prefect:4200/api python examples/health.py || restart-me
 
-With no URL configured and the `server` extra installed, it checks a local server started
-for the script (useful only to try it out).
+With no URL configured and the `server` extra installed, it checks the local server shared
+by your scripts (useful only to try it out).
 """
 
 import sys

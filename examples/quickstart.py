@@ -3,8 +3,10 @@
     python examples/quickstart.py
 
 Talks to PREFECT_API_URL (or the URL in your Prefect profile); with none set and
-`pip install 'orchestration_client[server]'`, a local Prefect server is started for the
-script and stopped at the end. Each run creates a task run of its own.
+`pip install 'orchestration_client[server]'`, it uses the local Prefect server shared by
+your scripts, starting it on the first run; the server stops after 10 idle minutes, or at
+once with `python -m orchestration_client server stop`. Each run creates a task run of its
+own.
 """
 
 import logging

@@ -3,8 +3,8 @@ orchestration result says when the server refuses a transition.
 
     python examples/retries_and_failures.py
 
-Talks to PREFECT_API_URL (or the URL in your Prefect profile), or a local server started
-for the script (the `server` extra). Each run creates a task run of its own.
+Talks to PREFECT_API_URL (or the URL in your Prefect profile), or the local server shared
+by your scripts (the `server` extra). Each run creates a task run of its own.
 """
 
 import uuid

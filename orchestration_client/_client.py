@@ -57,7 +57,7 @@ from ._version import PREFECT_VERSION
 from ._versions import major_version, version_key
 
 if TYPE_CHECKING:
-    from ._ephemeral import LocalServer
+    from ._local_server import LocalServer
 
 __all__ = ["SyncPrefectClient"]
 
@@ -147,7 +147,7 @@ class SyncPrefectClient:
             if httpx_settings and "app" in httpx_settings:
                 raise ValueError("An 'app' in httpx_settings cannot be used with an API URL")
         else:
-            from ._ephemeral import serve_app
+            from ._local_server import serve_app
 
             self._server = serve_app(api)
             api = self._server.api_url
@@ -163,7 +163,8 @@ class SyncPrefectClient:
     # ---- lifecycle --------------------------------------------------------------------------
 
     def _adopt_server(self, server: "LocalServer") -> None:
-        """Stop ``server`` when this client closes (used by ``get_client``)."""
+        """Tell ``server`` when this client closes (used by ``get_client``): a server of
+        this process then stops; the shared one learns this process is done with it."""
         self._server = server
 
     def __enter__(self) -> "SyncPrefectClient":

@@ -1,15 +1,13 @@
 """``get_client()``: a ``SyncPrefectClient`` configured as Prefect configures its own."""
 
-import logging
-from typing import Any, Mapping, Optional, Set
+from typing import Any, Mapping, Optional
+
+import msgspec
 
 from ._client import SyncPrefectClient
 from ._settings import load_settings
 
 __all__ = ["get_client"]
-
-logger = logging.getLogger("orchestration_client")
-_announced: Set[str] = set()
 
 
 def get_client(
@@ -20,10 +18,13 @@ def get_client(
 
     Settings come from the environment, ``.env``, ``prefect.toml``, ``pyproject.toml`` and
     the active profile, in that order (see the README); ``httpx_settings`` wins over them.
-    With no API URL anywhere, a local Prefect server is started for this process, as
-    Prefect does, when ephemeral mode is on (Prefect's default profile turns it on) and the
-    ``server`` extra is installed; it stops when the client closes. ``sync_client=False``
-    is refused: this package is synchronous by design.
+    With no API URL anywhere, when ephemeral mode is on (Prefect's default profile turns it
+    on) and the ``server`` extra is installed, the client uses the local Prefect server
+    shared by this user's processes for this ``PREFECT_HOME``, starting it if none runs; it
+    stops by itself when idle (``ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT``; 0 gives this
+    process a server of its own, stopped when the client closes). A notice on stderr says
+    so once per process. ``sync_client=False`` is refused: this package is synchronous by
+    design.
     """
     if not sync_client:
         raise NotImplementedError(
@@ -34,7 +35,7 @@ def get_client(
     settings = load_settings()
     api, server = settings.api_url, None
     if api is None and not (httpx_settings and "base_url" in httpx_settings):
-        from . import _ephemeral
+        from . import _local_server
 
         missing = f"no PREFECT_API_URL in {settings.searched()}"
         if "api_url" in settings.origins:
@@ -42,15 +43,14 @@ def get_client(
         if not settings.ephemeral_enabled:
             origin = settings.origins.get("ephemeral_enabled")
             reason = f"ephemeral mode is off ({origin})" if origin else "ephemeral mode is off"
-            raise ValueError(f"{_ephemeral.NO_URL_MESSAGE} ({missing}; {reason})")
+            raise ValueError(f"{_local_server.NO_URL_MESSAGE} ({missing}; {reason})")
         try:
-            server = _ephemeral.shared_subprocess_server(settings.ephemeral_startup_timeout)
-        except ValueError as exc:  # the server extra is not installed
+            server = _local_server.server_for_client(missing, settings.ephemeral_startup_timeout)
+        except ValueError as exc:  # the server extra is not installed, or a bad timeout
             raise ValueError(f"{exc} ({missing})") from exc
         api = server.api_url
-        if missing not in _announced:  # once per process: get_client() may run per call
-            _announced.add(missing)
-            logger.warning("%s; using a local Prefect server at %s", missing, api)
+        if server.auth_string is not None:  # the shared server's credential, sent as Basic
+            settings = msgspec.structs.replace(settings, auth_string=server.auth_string)
     try:
         client = SyncPrefectClient._from_settings(api or "", settings, httpx_settings)
     except BaseException:

@@ -11,6 +11,7 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+from local_servers import isolate_prefect_home, local_home, no_local_server_left  # noqa: F401
 from prefect_server import PrefectServer, migrate_template
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -18,6 +19,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 # The suite must never reach a configured Prefect; tests set what they need.
 for _name in [name for name in os.environ if name.startswith("PREFECT_")]:
     del os.environ[_name]
+isolate_prefect_home()  # nor a developer's shared local server in ~/.prefect
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ def expected_labels() -> Dict[str, list]:
         "compare_calls.svg": [f"{compare['calls'][m]['ours']['cpu_us']:,.0f} µs"
                               for m in ("create_task_run", "read_task_run", "read_task_runs")],
         "scale_throughput.svg": ["Throughput by topology", "pg2+nginx / prefect"],
+        "local_server.svg": [f"{load('local_server.json')['summary'][side]['later']['answered_s']:.3g} s"
+                             for side in ("ours", "prefect", "per_process")],
     }
 
 
@@ -47,11 +49,13 @@ def test_committed_chart_shows_the_committed_figures(name: str) -> None:
 
 def test_charts_redraw_identically(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(charts, "RESULTS", tmp_path)
-    written = charts.compare_charts(load("compare.json")) + charts.scale_chart(load("scale.json"))
+    draw = {"compare": lambda: charts.compare_charts(load("compare.json")),
+            "scale": lambda: charts.scale_chart(load("scale.json")),
+            "local_server": lambda: charts.local_server_chart(load("local_server.json"))}
+    written = [path for kind in draw.values() for path in kind()]
     assert sorted(p.name for p in written) == sorted(expected_labels())
     for path in written:
         ElementTree.fromstring(path.read_text())
         again = path.read_bytes()
-        charts.compare_charts(load("compare.json")) if "compare" in path.name else \
-            charts.scale_chart(load("scale.json"))
+        draw[next(kind for kind in draw if path.name.startswith(kind))]()
         assert path.read_bytes() == again, "charts must be reproducible (no dates, no random ids)"

@@ -52,8 +52,9 @@ def test_twine_check_strict(dists: Dict[str, pathlib.Path]) -> None:
 
 def test_wheel_carries_every_module_the_license_and_py_typed(dists: Dict[str, pathlib.Path]) -> None:
     names = zipfile.ZipFile(dists["wheel"]).namelist()
-    source = {f"orchestration_client/{p.name}" for p in (ROOT / "orchestration_client").iterdir()
-              if p.suffix == ".py" or p.name == "py.typed"}
+    package = ROOT / "orchestration_client"
+    source = {f"orchestration_client/{p.relative_to(package).as_posix()}" for p in package.rglob("*")
+              if (p.suffix == ".py" or p.name == "py.typed") and "__pycache__" not in p.parts}
     assert source <= set(names), sorted(source - set(names))
     assert any(re.fullmatch(r"orchestration_client-[^/]+\.dist-info/licenses/LICENSE", n)
                for n in names), names

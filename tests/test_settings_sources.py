@@ -343,6 +343,8 @@ def test_bad_setting_is_refused_when_the_client_is_built(
 class FakeLocalServer:
     """Stands in for the embedded Prefect server: the stub plays its part."""
 
+    auth_string = None
+
     def __init__(self, api_url: str) -> None:
         self.api_url = api_url
         self.stopped = False
@@ -351,29 +353,28 @@ class FakeLocalServer:
         self.stopped = True
 
 
-def test_local_server_only_without_a_url_and_the_log_says_why(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub,
-    caplog: pytest.LogCaptureFixture,
+def test_local_server_only_without_a_url_and_the_notice_says_why(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub
 ) -> None:
-    from orchestration_client import _ephemeral, _get_client
+    from orchestration_client import _local_server
 
     started: List[FakeLocalServer] = []
+    told: List[str] = []  # what the notice will say about where a URL was looked for
 
-    def start(timeout: Optional[float] = None) -> FakeLocalServer:
+    def start(missing: str, timeout: Optional[float] = None) -> FakeLocalServer:
+        told.append(missing)
         started.append(FakeLocalServer(stub.url("local")))
         return started[-1]
 
-    monkeypatch.setattr(_ephemeral, "shared_subprocess_server", start)
-    monkeypatch.setattr(_get_client, "_announced", set())
+    monkeypatch.setattr(_local_server, "server_for_client", start)
     lay = Layout(tmp_path)
     run_ours(lay, monkeypatch, stub)  # no URL anywhere: Prefect's default profile applies
     assert len(started) == 1 and started[0].stopped
     path = lay.home / ".prefect" / "profiles.toml"
-    assert (
+    assert told == [
         "no PREFECT_API_URL in environment, .env, prefect.toml, pyproject.toml or Prefect's "
-        f"default profile 'ephemeral' ({path} does not exist); using a local Prefect server "
-        f"at {stub.url('local')}"
-    ) in caplog.text
+        f"default profile 'ephemeral' ({path} does not exist)"
+    ]
     # A URL in any source, or an explicit base_url, and no server is started.
     for source in ORDER:
         lay = Layout(tmp_path / source)

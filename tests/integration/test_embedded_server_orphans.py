@@ -1,5 +1,7 @@
-"""The embedded server (``get_client()`` with no ``PREFECT_API_URL``) dies with the process
-that started it, whatever kills that process: a real parent starts it and is then killed."""
+"""With ``ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT=0``, the embedded server (``get_client()``
+with no ``PREFECT_API_URL``) belongs to one process and dies with it, whatever kills that
+process: a real parent starts it and is then killed. (The default, shared server outlives
+its starter on purpose: tests/integration/test_local_server.py.)"""
 
 import os
 import pathlib
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.integration
 PARENT = """
 import sys, threading, time
 from orchestration_client import get_client
-from orchestration_client._ephemeral import _SharedServer
+from orchestration_client._local_server._per_process import _SharedServer
 
 clients = []
 def start():
@@ -77,7 +79,8 @@ def parent(tmp_path: pathlib.Path, template_db: pathlib.Path) -> Iterator[Parent
         (home / "prefect.db").write_bytes(template_db.read_bytes())
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         process = subprocess.Popen([sys.executable, "-c", PARENT, mode], text=True,
-                                   env={**env, "PREFECT_HOME": str(home)},
+                                   env={**env, "PREFECT_HOME": str(home),
+                                        "ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT": "0"},
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         started.append((process, None))
         line = process.stdout.readline() if process.stdout else ""

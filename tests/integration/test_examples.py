@@ -9,9 +9,10 @@ import re
 import subprocess
 import sys
 import uuid
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator
 
 import pytest
+from local_servers import servers_under, stop_servers_under
 
 from orchestration_client import SyncPrefectClient
 
@@ -74,17 +75,30 @@ def test_quickstart_twice_prints_two_task_runs_each_with_its_own_history(api_url
         assert len(re.findall(r"^\s+\S+\s+(PENDING|RUNNING|COMPLETED)\s", output, re.M)) == 3
 
 
+@pytest.fixture(scope="module")
+def embedded_home(
+    tmp_path_factory: pytest.TempPathFactory, template_db: pathlib.Path
+) -> Iterator[pathlib.Path]:
+    """One PREFECT_HOME for the examples run with no URL: the first starts the shared local
+    server, the others use it, as a user's scripts do; it is stopped at the end."""
+    home = tmp_path_factory.mktemp("embedded")
+    (home / "prefect.db").write_bytes(template_db.read_bytes())
+    yield home
+    stop_servers_under(home)
+
+
 @pytest.mark.parametrize("name", ["filtering.py", "retries_and_failures.py", "migration.py",
                                   "health.py"])
 def test_every_example_runs_on_the_embedded_server(
-    api_url: str, tmp_path: pathlib.Path, template_db: pathlib.Path, name: str
+    api_url: str, embedded_home: pathlib.Path, name: str
 ) -> None:
-    """No URL at all: the example starts a local server (the quickstart has its own test
+    """No URL at all: the example uses the local server (the quickstart has its own test
     below) and tells the same story as against PREFECT_API_URL."""
-    (tmp_path / "prefect.db").write_bytes(template_db.read_bytes())
-    local = run_example(name, {"PREFECT_HOME": str(tmp_path), "HOME": str(tmp_path)},
+    local = run_example(name, {"PREFECT_HOME": str(embedded_home), "HOME": str(embedded_home)},
                         timeout=180)
     assert local.returncode == 0, local.stderr[-3000:]
+    assert "local Prefect server at http://127.0.0.1:" in local.stderr
+    assert len(servers_under(embedded_home)) == 1
     remote = run_example(name, api(api_url))
     assert normalised(local.stdout) == normalised(remote.stdout)
 
@@ -135,17 +149,24 @@ def test_migration(api_url: str) -> None:
 
 
 def test_quickstart_on_the_embedded_server(
-    tmp_path: pathlib.Path, template_db: pathlib.Path, start_server: Callable[..., Any]
+    local_home: Callable[[str], pathlib.Path], start_server: Callable[..., Any]
 ) -> None:
-    """No PREFECT_API_URL: get_client() starts a local server in PREFECT_HOME and stops it."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "prefect.db").write_bytes(template_db.read_bytes())
+    """No PREFECT_API_URL: the first run starts the shared local server in PREFECT_HOME, the
+    second uses it, and `server stop` ends it; the data stays in PREFECT_HOME."""
+    home = local_home("home")
     result = run_example("quickstart.py", {"PREFECT_HOME": str(home)}, timeout=180)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"started a local Prefect server at http://127\.0\.0\.1:\d+/api in [\d.]+ s",
-                     result.stderr)
-    assert "stopped the local Prefect server" in result.stderr
+    started = re.search(r"started a local Prefect server at (http://127\.0\.0\.1:\d+/api) in "
+                        r"[\d.]+ s", result.stderr)
+    assert started, result.stderr
+    again = run_example("quickstart.py", {"PREFECT_HOME": str(home)}, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert f"using the local Prefect server at {started[1]}" in again.stderr
+    stop = subprocess.run([sys.executable, "-m", "orchestration_client", "server", "stop"],
+                          env={"PATH": os.environ["PATH"], "PREFECT_HOME": str(home)},
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0 and stop.stdout.startswith(
+        f"stopped the local Prefect server at {started[1]}"), stop.stdout + stop.stderr
     run_id = uuid.UUID(re.search(r"\(([0-9a-f-]{36})\)", result.stdout)[1])  # type: ignore[index]
     # The data lives in PREFECT_HOME: a server started there later still has the run.
     server = start_server(home=home)
@@ -157,9 +178,23 @@ def test_quickstart_on_the_embedded_server(
         server.stop()
 
 
+def test_quickstart_on_a_server_of_its_own(local_home: Callable[[str], pathlib.Path]) -> None:
+    """ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT=0: a server for this run only, as before."""
+    home = local_home("home")
+    result = run_example("quickstart.py", {"PREFECT_HOME": str(home),
+                                           "ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT": "0"})
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"started a local Prefect server at http://127\.0\.0\.1:\d+/api in [\d.]+ s",
+                     result.stderr)
+    assert "for this process only" in result.stderr
+    assert "stopped the local Prefect server" in result.stderr
+    assert not servers_under(home)
+
+
 def test_embedded_server_stops_at_exit_when_the_client_is_never_closed(
     tmp_path: pathlib.Path, template_db: pathlib.Path
 ) -> None:
+    """With a server of its own (timeout 0), even a client never closed stops it at exit."""
     import requests
 
     (tmp_path / "prefect.db").write_bytes(template_db.read_bytes())
@@ -170,7 +205,9 @@ def test_embedded_server_stops_at_exit_when_the_client_is_never_closed(
         "print(client.api_url, client.hello().json())\n"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    result = subprocess.run([sys.executable, "-c", code], env={**clean, "PREFECT_HOME": str(tmp_path)},
+    result = subprocess.run([sys.executable, "-c", code],
+                            env={**clean, "PREFECT_HOME": str(tmp_path),
+                                 "ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT": "0"},
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     api_url, greeting = result.stdout.split()

@@ -1,0 +1,8 @@
+"""``python -m orchestration_client server status|stop|start``: see ``_local_server._cli``."""
+
+import sys
+
+from ._local_server._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Is the program behind a record really our server? Checked before any credential is sent
+and before any process is signalled.
+
+* ``is_our_server(pid, directory)``: the pid is alive (not a zombie), runs as this user, and
+  its command line is our server guard serving ``directory``. On Linux from ``/proc``,
+  elsewhere from ``ps``.
+* ``owns_port(pid, port)``: every socket listening on ``port`` belongs to that pid. On Linux
+  the listening sockets' inodes come from ``/proc/net/tcp`` and ``tcp6`` and are looked up
+  among ``/proc/<pid>/fd``; a listener of another process means a foreign program, and
+  nothing at all is sent to it. Where the kernel does not say (not Linux, or a ``/proc``
+  that shows no listener on the port or hides the pid's descriptors, as some sandboxes
+  do), ``proves_credential`` asks the program on the port to prove it holds the
+  credential: it must return HMAC-SHA256(credential, port + a fresh random nonce). Only
+  the nonce is sent, never the credential, and a proof from another port is worthless.
+"""
+
+import hashlib
+import hmac
+import http.client
+import os
+import secrets
+import socket
+import struct
+import subprocess
+import sys
+from typing import List, Optional, Set, Tuple
+
+__all__ = [
+    "GUARD_NAME",
+    "PROOF_PATH",
+    "is_our_server",
+    "owns_port",
+    "proof",
+    "proves_credential",
+    "running",
+    "servers_for",
+]
+
+GUARD_NAME = "_guard.py"
+PROOF_PATH = "/orchestration_client/proof"
+_LINUX = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
+_LOOPBACK = f"{struct.unpack('=I', socket.inet_aton('127.0.0.1'))[0]:08X}"
+
+
+def proof(auth_string: str, port: int, nonce: str) -> str:
+    """What the server at ``port`` answers to ``nonce``: shared by both sides."""
+    message = f"orchestration_client local server\0{port}\0{nonce}".encode()
+    return hmac.new(auth_string.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    if _LINUX:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in (b"Z", b"X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _command_line(pid: int) -> Optional[Tuple[int, List[str]]]:
+    """(owner uid, argv) of ``pid``, or None if it is gone or cannot be read."""
+    if _LINUX:
+        try:
+            owner = os.stat(f"/proc/{pid}").st_uid
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            return None
+        return owner, [arg for arg in argv if arg]
+    try:  # macOS and the BSDs; arguments with spaces cannot be told apart here
+        out = subprocess.run(
+            ["ps", "-ww", "-o", "uid=", "-o", "command=", "-p", str(pid)],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = out.stdout.strip().split(None, 1)
+    if out.returncode != 0 or len(fields) != 2 or not fields[0].isdigit():
+        return None
+    return int(fields[0]), fields[1].split()
+
+
+def is_our_server(pid: int, directory: str) -> bool:
+    """``pid`` is alive, ours, and is the server guard for the record in ``directory``."""
+    if not running(pid):
+        return False
+    found = _command_line(pid)
+    if found is None:
+        return False
+    owner, argv = found
+    if owner != os.geteuid():
+        return False
+    if not any(os.path.basename(arg) == GUARD_NAME for arg in argv) or "--shared" not in argv:
+        return False
+    if _LINUX:
+        index = argv.index("--directory") + 1 if "--directory" in argv else len(argv)
+        return index < len(argv) and argv[index] == directory
+    # ps joins the arguments with spaces: look for the directory between its neighbours.
+    return f" --directory {directory} --socket-fd " in f" {' '.join(argv)} "
+
+
+def _listening_inodes(port: int) -> List[Tuple[str, str]]:
+    """(local address, inode) of every TCP socket listening on ``port``, IPv4 and IPv6."""
+    found = []
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(table) as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            address, _, hex_port = fields[1].rpartition(":")
+            if int(hex_port, 16) == port:
+                found.append((address, fields[9]))
+    return found
+
+
+def _socket_inodes(pid: int) -> Optional[Set[str]]:
+    """The inodes of ``pid``'s sockets, or None if its descriptors cannot be listed."""
+    inodes: Set[str] = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def owns_port(pid: int, port: int) -> Optional[bool]:
+    """True if ``pid`` holds every socket listening on ``port``, one of them on 127.0.0.1;
+    False if another process holds one; None where the kernel does not say."""
+    if not _LINUX:
+        return None
+    listeners = _listening_inodes(port)
+    held = _socket_inodes(pid)
+    if not listeners or held is None:
+        return None  # nobody listens (the challenge then fails too), or /proc hides it
+    if not all(inode in held for _, inode in listeners):
+        return False
+    return any(address == _LOOPBACK for address, _ in listeners)
+
+
+def proves_credential(port: int, auth_string: str, timeout: float = 5.0) -> bool:
+    """The program on 127.0.0.1:``port`` holds ``auth_string``: it answers a fresh
+    challenge with the right HMAC. The credential itself is never sent."""
+    nonce = secrets.token_hex(32)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", f"{PROOF_PATH}?nonce={nonce}")
+        reply = connection.getresponse()
+        answer = reply.read(200).decode("ascii", "replace").strip()
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return reply.status == 200 and hmac.compare_digest(answer, proof(auth_string, port, nonce))
+
+
+def servers_for(directory: str) -> List[int]:
+    """Every live server of ours for ``directory``, recorded or not (Linux; elsewhere an
+    empty list: only the recorded one can be found)."""
+    if not _LINUX:
+        return []
+    return [int(n) for n in os.listdir("/proc") if n.isdigit() and is_our_server(int(n), directory)]
