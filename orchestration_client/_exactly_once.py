@@ -207,15 +207,18 @@ def _settle(
 
 
 def _look(read_history: ReadHistory) -> History:
-    """Read the history; a broken connection is tried once more at once. A server that
-    fails a request with a 500 may close that connection just after answering (uvicorn
-    does after an unhandled error), so the next request on it is reset: a read, unlike a
-    proposal, is safe to repeat, and the second try uses a fresh connection."""
+    """Read the history; a connection that broke after the request went out is tried once
+    more at once. A server that fails a request with a 500 may close that connection just
+    after answering (uvicorn does after an unhandled error), so the next request on it is
+    reset: a read, unlike a proposal, is safe to repeat, and the second try uses a fresh
+    connection. A failure to connect is not tried again here (the transport already did)."""
     try:
         return read_history()
     except APITimeoutError:
         raise
-    except APIConnectionError:
+    except APIConnectionError as exc:
+        if not _may_have_been_sent(exc):
+            raise
         return read_history()
 
 

@@ -14,6 +14,7 @@ import pytest
 import requests
 import responses
 from stub_server import RESET, StubServer, json_reply
+from urllib3.exceptions import NewConnectionError
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client import _retry as retry_module
@@ -72,6 +73,7 @@ class Server:
         self.history_reads = 0
         self.history_fails = 0
         self.history_500s = 0
+        self.history_refused = 0
         mock.add_callback(responses.POST, SET_STATE, callback=self.set_state)
         mock.add_callback(responses.GET, HISTORY, callback=self.read_history)
 
@@ -95,6 +97,9 @@ class Server:
         if self.history_fails:
             self.history_fails -= 1
             raise requests.ConnectionError("connection reset by peer")
+        if self.history_refused:
+            self.history_refused -= 1
+            raise requests.ConnectionError(NewConnectionError(None, "connection refused"))  # type: ignore[arg-type]
         if self.history_500s:
             self.history_500s -= 1
             return 500, {}, json.dumps({"exception_message": "Internal Server Error"})
@@ -366,3 +371,8 @@ def test_a_history_read_on_a_connection_the_server_closed_is_tried_again_at_once
     server.script, server.history_fails = [(500, True)], 2  # twice: it is not a stale connection
     with pytest.raises(StateChangeOutcomeUnknown):
         SyncPrefectClient(API).set_task_run_state(RUN, Running())
+
+    server.script, server.history_refused = [(500, True)], 1  # refused: not tried again here
+    with pytest.raises(StateChangeOutcomeUnknown):
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert server.history_reads == 2 + 2 + 1
