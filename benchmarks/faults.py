@@ -1,6 +1,11 @@
 """Fault scenarios at scale, against real Prefect servers and a scripted stub on 127.0.0.1.
 
-    python benchmarks/faults.py
+    python benchmarks/faults.py                  # every row (about 10 minutes)
+    python benchmarks/faults.py issue19          # only the PostgreSQL restart/outage rows
+    python benchmarks/faults.py issue19 --long-outage   # and PostgreSQL down 2 minutes
+
+The PostgreSQL rows use the production topology of tests/topology.py (PostgreSQL, two
+Prefect replicas, nginx) and compare our client with Prefect's in the same run.
 
 For each scenario it prints operations attempted, succeeded, failed with a clear error (one
 of this package's exceptions), lost (a run the client was told exists but the server lacks)
@@ -8,7 +13,9 @@ and duplicated (a run the server holds more than once), plus the slowest single 
 Writes the table as JSON to benchmarks/results/faults.json. Takes a few minutes.
 """
 
+import collections
 import concurrent.futures
+import contextlib
 import datetime
 import email.utils
 import json
@@ -16,6 +23,7 @@ import multiprocessing
 import os
 import pathlib
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -52,24 +60,30 @@ class Tally:
         self.attempted = self.succeeded = self.clear = self.unclear = 0
         self.slowest = 0.0
         self.ids: List[uuid.UUID] = []
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.examples: Dict[str, str] = {}  # the first message of each kind of error
         self._lock = threading.Lock()
 
     def run(self, operation: Callable[[], Optional[uuid.UUID]]) -> None:
         started = time.monotonic()
         outcome = "succeeded"
         run_id = None
+        error = message = ""
         try:
             run_id = operation()
-        except self.clear_types:
-            outcome = "clear"
-        except Exception:  # anything else is a bug in error handling: counted apart
-            outcome = "unclear"
+        except self.clear_types as exc:
+            outcome, error, message = "clear", _kind(exc), str(exc)
+        except Exception as exc:  # anything else is a bug in error handling: counted apart
+            outcome, error, message = "unclear", _kind(exc), str(exc)
         with self._lock:
             self.attempted += 1
             setattr(self, outcome, getattr(self, outcome) + 1)
             self.slowest = max(self.slowest, time.monotonic() - started)
             if run_id is not None:
                 self.ids.append(run_id)
+            if error:
+                self.errors[error] += 1
+                self.examples.setdefault(error, message[:600])
 
     def row(self, client: Optional[SyncPrefectClient] = None, tag: str = "") -> Row:
         lost = duplicated = unfinished = 0
@@ -86,6 +100,24 @@ class Tally:
                 "slowest_s": round(self.slowest, 2)}
 
 
+
+
+def _kind(exc: BaseException) -> str:
+    """An error's type, with the status and endpoint of an HTTP error
+    (``PrefectHTTPStatusError 500 POST /task_runs/``)."""
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    if status is None:
+        return type(exc).__name__
+    request = getattr(exc, "request", None) or getattr(response, "request", None)
+    where = ""
+    if request is not None:
+        path = str(request.url).split("/api", 1)[-1].split("?")[0]
+        where = f" {request.method} {_UUID.sub('{id}', path)}"
+    return f"{type(exc).__name__} {status}{where}"
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def lifecycle(client: SyncPrefectClient, tag: str) -> uuid.UUID:
@@ -223,6 +255,163 @@ def shared_client(make_server: Callable[..., PrefectServer]) -> Row:
     row = tally.row(client, tag)
     server.stop()
     return row
+
+# ---- issue 19: the database behind the servers restarts --------------------------------------
+
+
+@contextlib.contextmanager
+def _environment(values: Dict[str, str]) -> Any:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def postgres_outage(topology: Any, down: float, which: str, *, env: Optional[Dict[str, str]] = None,
+                    threads: int = 8, seconds: float = 14.0, crash_at: float = 4.0) -> Row:
+    """``threads`` threads share one client through the topology's nginx, each running
+    lifecycles (create with a client id, Running, Completed) one after another for
+    ``seconds``; ``crash_at`` s in, PostgreSQL stops at once (``pg_ctl -m immediate``) and
+    starts again ``down`` s later. Calls under way when the lifecycles' time is up finish.
+
+    Every run is then read back: duplicated means a run stored twice, or a history that
+    is not exactly Pending, Running, Completed with run_count 1 after the client said done
+    (or with a state twice, for a failed lifecycle); lost means reported done but not so."""
+    tag = f"pg-{which}-{uuid.uuid4().hex[:6]}"
+    with _environment(env or {}):
+        if which == "ours":
+            client: Any = SyncPrefectClient(topology.api_url)
+            tally = Tally()
+            create: Callable[[uuid.UUID], Any] = lambda run_id: client.create_task_run(  # noqa: E731
+                Task(name="outage", tags=[tag]), None, run_id.hex, id=run_id)
+            running, completed = Running, Completed
+        else:
+            import httpx
+            from prefect import task
+            from prefect.client.orchestration import SyncPrefectClient as PrefectClient
+            from prefect.exceptions import PrefectException
+            from prefect.states import Completed as completed
+            from prefect.states import Running as running
+
+            @task(name="outage")
+            def outage() -> None: ...
+
+            client = PrefectClient(topology.api_url)
+            client.__enter__()
+            tally = Tally(clear=(httpx.HTTPError, PrefectException))
+            create = lambda run_id: client.create_task_run(  # noqa: E731
+                outage, None, run_id.hex, id=run_id, extra_tags=[tag])
+
+    finished_at: List[float] = []
+
+    def one() -> uuid.UUID:
+        run_id = uuid.uuid4()
+        create(run_id)
+        client.set_task_run_state(run_id, running())
+        client.set_task_run_state(run_id, completed())
+        finished_at.append(time.monotonic() - began)
+        return run_id
+
+    began = time.monotonic()
+    deadline = began + seconds
+    outage_log: Dict[str, float] = {}
+
+    def chaos() -> None:
+        time.sleep(crash_at)
+        outage_log["down_at"] = time.monotonic() - began
+        topology.postgres.crash()
+        time.sleep(down)
+        topology.postgres.resume()
+        outage_log["up_at"] = time.monotonic() - began
+
+    def worker(_: int) -> None:
+        while time.monotonic() < deadline:
+            tally.run(one)
+
+    breaker = threading.Thread(target=chaos)
+    breaker.start()
+    in_threads(threads, threads, worker)
+    breaker.join()
+    finished_after = time.monotonic() - began
+    if which != "ours":
+        client.__exit__(None, None, None)
+    checker = SyncPrefectClient(topology.api_url)
+    stored = runs_tagged(checker, tag)
+    ids = [run.id for run in stored]
+    done = set(tally.ids)
+    duplicated = len(ids) - len(set(ids))
+    lost = len(done - set(ids))
+    odd: List[str] = [f"{run_id}: not stored" for run_id in done - set(ids)]
+    for run in stored:
+        names = [state.name for state in checker.read_task_run_states(run.id)]
+        if run.run_count > 1 or len(names) != len(set(names)):
+            duplicated += 1
+        elif run.id in done and names != ["Pending", "Running", "Completed"]:
+            lost += 1
+        else:
+            continue
+        odd.append(f"{run.id}: {names}, run_count {run.run_count}, done {run.id in done}")
+    if odd and os.environ.get("FAULTS_VERBOSE"):
+        print("\n".join(odd[:10]), flush=True)
+    checker.__exit__(None, None, None)
+    down_at, up_at = outage_log.get("down_at", 0.0), outage_log.get("up_at", 0.0)
+    after = [t for t in finished_at if up_at <= t < seconds]
+    rates = {"per_s_before": round(sum(t < down_at for t in finished_at) / down_at, 1),
+             "per_s_after": round(len(after) / (seconds - up_at), 1) if up_at < seconds else None}
+    return {**tally.row(), "lost": lost, "duplicated": duplicated, **rates,
+            "errors": dict(tally.errors), "error_examples": tally.examples,
+            "lifecycles_ended_s": round(finished_after, 1),
+            "outage_s": [round(outage_log.get("down_at", 0), 1), round(outage_log.get("up_at", 0), 1)]}
+
+
+def postgres_outages(home: pathlib.Path, *, long_outage: bool = False) -> Dict[str, Row]:
+    """The issue-19 rows: PostgreSQL behind two replicas and nginx restarts (3 s) or stays
+    down (30 s; 2 minutes with ``long_outage``), for our client with its defaults, with the
+    documented setting for longer outages, and for Prefect's client, in the same run."""
+    from topology import Topology, missing_components
+
+    missing = missing_components()
+    if missing:
+        print(f"skipped: the PostgreSQL rows need {', '.join(missing)}", flush=True)
+        return {}
+    plans: List[Tuple[float, str, Dict[str, str], str]] = [
+        (3, "ours", {}, "orchestration_client"),
+        (3, "prefect", {}, "Prefect 3.9.1 client"),
+        (30, "ours", {}, "orchestration_client, defaults"),
+        (30, "ours", {"ORCHESTRATION_CLIENT_RETRY_500_SECONDS": "60"},
+         "orchestration_client, ORCHESTRATION_CLIENT_RETRY_500_SECONDS=60"),
+        (30, "prefect", {}, "Prefect 3.9.1 client"),
+    ]
+    if long_outage:
+        plans += [
+            (120, "ours", {}, "orchestration_client, defaults"),
+            (120, "ours", {"ORCHESTRATION_CLIENT_RETRY_500_SECONDS": "180",
+                           "PREFECT_CLIENT_MAX_RETRIES": "7"},
+             "orchestration_client, ORCHESTRATION_CLIENT_RETRY_500_SECONDS=180 and "
+             "PREFECT_CLIENT_MAX_RETRIES=7"),
+            (120, "prefect", {}, "Prefect 3.9.1 client"),
+        ]
+    rows: Dict[str, Row] = {}
+    topology = Topology(home / "topology").start()
+    try:
+        for down, which, env, label in plans:
+            what = "PostgreSQL restart, 3 s" if down == 3 else (
+                f"PostgreSQL down {down:g} s" if down < 60 else f"PostgreSQL down {down / 60:g} min")
+            name = f"{what} (8 threads, 14 s of lifecycles), {label}"
+            print(f"running: {name} ...", flush=True)
+            rows[name] = postgres_outage(topology, down, which, env=env)
+            print(f"  {rows[name]}", flush=True)
+            time.sleep(6)  # nginx's fail_timeout (5 s) passes; the next run starts clean
+    finally:
+        topology.stop()
+    return rows
+
 
 # ---- issue 10: lost replies, forked workers, hostile proxies ------------------------------
 
@@ -473,7 +662,8 @@ def pool_workers_raise() -> Row:
 
 def main() -> None:
     home = pathlib.Path(tempfile.mkdtemp(prefix="faults-"))
-    template = migrate_template(home / "template")
+    only = sys.argv[1:]
+    template = None if "issue19" in only else migrate_template(home / "template")
     started: List[PrefectServer] = []
 
     def make_server(env: Optional[Dict[str, str]] = None) -> PrefectServer:
@@ -482,41 +672,45 @@ def main() -> None:
         return server.start()
 
     rows: Dict[str, Row] = {}
-    only = sys.argv[1:]  # e.g. "issue10" runs only the rows added for issue 10
+    # "issue10" or "issue19" runs only the rows added for that issue; "--long-outage" adds
+    # the PostgreSQL-down-2-minutes rows (about 8 more minutes).
     try:
-        # Forked workers first: fork() before this process has started any thread.
-        print("running: forked workers ...", flush=True)
-        rows["client used before fork(), parent + 4 children, 100 lifecycles with reads"] = \
-            forked_workers(make_server)
-        if "issue10" not in only:
+        if "issue19" not in only:
+            # Forked workers first: fork() before this process has started any thread.
+            print("running: forked workers ...", flush=True)
+            rows["client used before fork(), parent + 4 children, 100 lifecycles with reads"] = \
+                forked_workers(make_server)
+            if "issue10" not in only:
+                for name, scenario in [
+                    ("server killed twice, 400 lifecycles, 4 threads", lambda: restarts(make_server)),
+                    ("429/502/503 + Retry-After (int, float, date, junk)", retry_after_forms),
+                    ("server never answers (timeout 1 s)", no_answer),
+                    ("malformed 200 replies", malformed),
+                    ("CSRF on, 2 s tokens, 150 lifecycles", lambda: csrf(make_server)),
+                    ("8 threads, one client, 666 lifecycles", lambda: shared_client(make_server)),
+                ]:
+                    print(f"running: {name} ...", flush=True)
+                    rows[name] = scenario()
+                print("running: basic auth ...", flush=True)
+                rows.update(basic_auth(make_server))
             for name, scenario in [
-                ("server killed twice, 400 lifecycles, 4 threads", lambda: restarts(make_server)),
-                ("429/502/503 + Retry-After (int, float, date, junk)", retry_after_forms),
-                ("server never answers (timeout 1 s)", no_answer),
-                ("malformed 200 replies", malformed),
-                ("CSRF on, 2 s tokens, 150 lifecycles", lambda: csrf(make_server)),
-                ("8 threads, one client, 666 lifecycles", lambda: shared_client(make_server)),
+                ("Retry-After over the 60 s cap (1e9, 1e10, year 9999, 3600)", retry_after_over_cap),
+                ("CSRF token endpoint hangs, 8 threads, timeout 1 s", csrf_endpoint_hangs),
+                ("non-Latin-1 attribution and custom header values", attribution_non_latin1),
+                ("process-pool workers raising ObjectNotFound", pool_workers_raise),
             ]:
                 print(f"running: {name} ...", flush=True)
                 rows[name] = scenario()
-            print("running: basic auth ...", flush=True)
-            rows.update(basic_auth(make_server))
-        for name, scenario in [
-            ("Retry-After over the 60 s cap (1e9, 1e10, year 9999, 3600)", retry_after_over_cap),
-            ("CSRF token endpoint hangs, 8 threads, timeout 1 s", csrf_endpoint_hangs),
-            ("non-Latin-1 attribution and custom header values", attribution_non_latin1),
-            ("process-pool workers raising ObjectNotFound", pool_workers_raise),
-        ]:
-            print(f"running: {name} ...", flush=True)
-            rows[name] = scenario()
-        server = make_server()
-        for which in ("ours", "prefect"):
-            print(f"running: lost set_state replies ({which}) ...", flush=True)
-            label = "orchestration_client" if which == "ours" else "Prefect 3.9.1 client"
-            rows[f"lost set_state replies (reset or 502 after commit), 40 lifecycles, {label}"] = \
-                lost_state_replies(server, which)
-        print("running: hostile proxy replies ...", flush=True)
-        rows.update(hostile_proxy(server))
+            server = make_server()
+            for which in ("ours", "prefect"):
+                print(f"running: lost set_state replies ({which}) ...", flush=True)
+                label = "orchestration_client" if which == "ours" else "Prefect 3.9.1 client"
+                rows[f"lost set_state replies (reset or 502 after commit), 40 lifecycles, {label}"] = \
+                    lost_state_replies(server, which)
+            print("running: hostile proxy replies ...", flush=True)
+            rows.update(hostile_proxy(server))
+        if "issue10" not in only:
+            rows.update(postgres_outages(home, long_outage="--long-outage" in only))
     finally:
         for server in started:
             server.stop()
@@ -526,12 +720,16 @@ def main() -> None:
     for name, row in rows.items():
         extra = f" (waits as asked: {row['waits_as_asked']})" if "waits_as_asked" in row else ""
         extra += f" ({row['note']})" if row.get("note") else ""
+        if row.get("errors"):
+            kinds = ", ".join(f"{count} x {kind}" for kind, count in row["errors"].items())
+            extra += f" (failed: {kinds})"
         print(f"| {name}{extra} | {row['attempted']} | {row['succeeded']} | {row['failed_clearly']} | "
               f"{row['failed_unclearly']} | {row['lost']} | {row['duplicated']} | "
               f"{row.get('not_completed', 0)} | {row['slowest_s']} s |")
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
-    name = "faults-issue10.json" if "issue10" in only else "faults.json"
+    name = next((f"faults-{issue}.json" for issue in ("issue10", "issue19") if issue in only),
+                "faults.json")
     (results / name).write_text(json.dumps(
         {"date": datetime.datetime.now().isoformat(timespec="seconds"), "rows": rows}, indent=1))
 

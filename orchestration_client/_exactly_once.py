@@ -15,8 +15,14 @@ ambiguous failure the run's state history is read before anything is sent again:
   Failed with retries left, a Cached state, an AwaitingConcurrencySlot, ...), or the history
   cannot be read within the retry budget: ``StateChangeOutcomeUnknown``.
 
-Waits between attempts are Prefect's back-off (``PrefectRetry``), and sends and reads share
-one budget of ``PREFECT_CLIENT_MAX_RETRIES`` retries.
+"Ambiguous" is a reset or cut-short reply, or a status the idempotent members retry
+(408, 429, 502, 503, ``PREFECT_CLIENT_RETRY_EXTRA_CODES``, and 500 within
+``ORCHESTRATION_CLIENT_RETRY_500_SECONDS`` of the call's first 500: a database restart
+behind the server answers 500 for a few seconds). Waits between attempts are Prefect's
+back-off (``PrefectRetry``), and sends and reads share one budget of
+``PREFECT_CLIENT_MAX_RETRIES`` retries and the 500 time limit. When it is spent and the
+proposal is surely not in the history, the last error is raised, saying how many retries
+were made.
 """
 
 import datetime
@@ -118,10 +124,11 @@ def set_state_once(
     url = f"/task_runs/{task_run_id}/set_state"
     retryable: FrozenSet[int] = frozenset(budget.status_forcelist or ())
     ambiguous: Optional[BaseException] = None
+    sent = 0
     while True:
         if ambiguous is not None:
             try:
-                states, date = read_history()
+                states, date = _look(read_history)
             except (APITimeoutError, ResponseDecodeError) as exc:  # not worth repeating
                 raise _unknown(task_run_id, transition_id, ambiguous, exc) from exc
             except (APIConnectionError, PrefectHTTPStatusError) as exc:
@@ -137,9 +144,10 @@ def set_state_once(
             if _maybe_replaced(states, proposed, date, time.monotonic() - started):
                 raise _unknown(task_run_id, transition_id, ambiguous, None)
             if retry is None:  # out of retries, but surely not applied: the last error stands
-                raise ambiguous
+                raise _gave_up(ambiguous, sent - 1)
             ambiguous = None  # not applied: propose again
         try:
+            sent += 1
             return send()
         except APITimeoutError as exc:
             if not _may_have_been_sent(exc):
@@ -182,7 +190,7 @@ def _settle(
     if it is not, ``absent`` (the error to raise then), or ``StateChangeOutcomeUnknown``
     when ``absent`` is None (the server may still apply it) or the history is unclear."""
     try:
-        states, date = read_history()
+        states, date = _look(read_history)
     except (
         APIConnectionError,
         APITimeoutError,
@@ -206,6 +214,22 @@ def _settle(
     raise absent
 
 
+def _look(read_history: ReadHistory) -> History:
+    """Read the history; a connection that broke after the request went out is tried once
+    more at once. A server that fails a request with a 500 may close that connection just
+    after answering (uvicorn does after an unhandled error), so the next request on it is
+    reset: a read, unlike a proposal, is safe to repeat, and the second try uses a fresh
+    connection. A failure to connect is not tried again here (the transport already did)."""
+    try:
+        return read_history()
+    except APITimeoutError:
+        raise
+    except APIConnectionError as exc:
+        if not _may_have_been_sent(exc):
+            raise
+        return read_history()
+
+
 def _spend(retry: PrefectRetry, url: str, exc: BaseException) -> Optional[PrefectRetry]:
     """Use one retry of the budget for ``exc`` and wait Prefect's back-off (or the reply's
     Retry-After); ``None`` when the budget is spent."""
@@ -221,6 +245,13 @@ def _spend(retry: PrefectRetry, url: str, exc: BaseException) -> Optional[Prefec
         return None
     retry.sleep(raw)
     return retry
+
+
+def _gave_up(error: BaseException, retries: int) -> BaseException:
+    """``error``, as the transport would have raised it after ``retries`` retries."""
+    if type(error) is PrefectHTTPStatusError and retries > error.retries:
+        return PrefectHTTPStatusError(error.response, retries=retries)
+    return error
 
 
 def _accepted(states: List[State], transition_id: uuid.UUID) -> Optional[OrchestrationResult]:

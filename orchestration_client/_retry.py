@@ -13,6 +13,11 @@ What differs from plain ``Retry``, and why (Prefect's client does the same):
   years, and no header value can raise ``OverflowError``);
 * a reply with ``Prefect-Maintenance: true`` does not use up an attempt (bounded);
 * read timeouts are not retried, so a call never waits much longer than its timeout;
+* a ``500`` is retried too (Prefect's client does not), but only for a bounded time: a
+  server whose database is restarting answers 500 for a few seconds, while a server bug
+  answers 500 for ever. Each retry of a 500 counts against the same budget, and none is
+  made once ``retry_500_seconds`` have passed since the call's first 500: the wait before
+  the last retry is cut short to end at that limit (see ``for_client``);
 * every retry decision is logged at DEBUG on the ``orchestration_client`` logger.
 
 Connection failures before the client has ever heard from the server are retried only a
@@ -35,10 +40,12 @@ if TYPE_CHECKING:  # urllib3 1.26 (still pinned by botocore on Python 3.9) lacks
     from urllib3.response import BaseHTTPResponse
 
 __all__ = [
+    "DEFAULT_RETRY_500_SECONDS",
     "DEFAULT_RETRY_STATUS_CODES",
     "FIRST_CONTACT_CONNECT_RETRIES",
     "MAX_MAINTENANCE_RETRIES",
     "MAX_WAIT",
+    "RETRY_500_VARIABLE",
     "PrefectRetry",
     "asked_wait",
     "parse_retry_after",
@@ -55,6 +62,13 @@ _FIRST_CONTACT_BACKOFF_FACTOR = 0.25
 MAX_MAINTENANCE_RETRIES = 10
 #: The longest the client waits before one retry, in seconds, whatever the server asks.
 MAX_WAIT = 60.0
+#: How long after a call's first 500 reply it may still be retried, by default, in seconds.
+DEFAULT_RETRY_500_SECONDS = 20.0
+#: The setting that changes it.
+RETRY_500_VARIABLE = "ORCHESTRATION_CLIENT_RETRY_500_SECONDS"
+# Statuses retried only within that time; a status listed in PREFECT_CLIENT_RETRY_EXTRA_CODES
+# is retried as Prefect does instead (by count only).
+_TIME_BOXED = frozenset({500})
 
 
 def parse_retry_after(value: str) -> Optional[float]:
@@ -99,12 +113,19 @@ class PrefectRetry(Retry):
         jitter_factor: float = 0.2,
         first_contact: bool = False,
         maintenance_hits: int = 0,
+        time_boxed: Collection[int] = (),
+        time_box: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.jitter_factor = jitter_factor
         self.first_contact = first_contact
         self.maintenance_hits = maintenance_hits
+        #: Statuses retried only until ``time_box`` seconds after the call's first of them.
+        self.time_boxed = frozenset(time_boxed)
+        self.time_box = time_box
+        #: When the call first got one of them (``time.monotonic()``), or None.
+        self.time_boxed_since: Optional[float] = None
 
     @classmethod
     def for_client(
@@ -114,15 +135,23 @@ class PrefectRetry(Retry):
         jitter_factor: float,
         extra_codes: Collection[int] = (),
         first_contact: bool,
+        retry_500_seconds: float = DEFAULT_RETRY_500_SECONDS,
     ) -> "PrefectRetry":
-        """The policy a client uses before (``first_contact``) or after its first reply."""
+        """The policy a client uses before (``first_contact``) or after its first reply.
+
+        A 500 is retried within ``retry_500_seconds`` of the call's first 500, each retry
+        counting against ``max_retries`` (so 0 retries means none, 500s included). When
+        ``extra_codes`` lists 500, the user asked for Prefect's rule: 500 is then retried
+        by count only, like 502 and 503. ``retry_500_seconds`` 0 never retries a 500."""
+        extra = frozenset(extra_codes)
+        time_boxed = _TIME_BOXED - extra if retry_500_seconds > 0 else frozenset()
         return cls(
             total=max_retries,
             connect=FIRST_CONTACT_CONNECT_RETRIES if first_contact else None,
             read=None,
             other=0,
             redirect=0,
-            status_forcelist=DEFAULT_RETRY_STATUS_CODES | frozenset(extra_codes),
+            status_forcelist=DEFAULT_RETRY_STATUS_CODES | extra | time_boxed,
             allowed_methods=None,  # every method: the server makes creation idempotent
             backoff_factor=_FIRST_CONTACT_BACKOFF_FACTOR,
             raise_on_status=False,
@@ -130,6 +159,8 @@ class PrefectRetry(Retry):
             respect_retry_after_header=True,
             jitter_factor=jitter_factor,
             first_contact=first_contact,
+            time_boxed=time_boxed,
+            time_box=retry_500_seconds,
         )
 
     def new(self, **kwargs: Any) -> "PrefectRetry":
@@ -137,7 +168,18 @@ class PrefectRetry(Retry):
         retry.jitter_factor = self.jitter_factor
         retry.first_contact = self.first_contact
         retry.maintenance_hits = kwargs.get("maintenance_hits", self.maintenance_hits)
+        retry.time_box = self.time_box
+        # status_forcelist=... (the transport's policy for requests that are never
+        # repeated) narrows what is time-boxed too.
+        retry.time_boxed = self.time_boxed & frozenset(retry.status_forcelist or ())
+        retry.time_boxed_since = self.time_boxed_since
         return retry
+
+    def time_left(self) -> Optional[float]:
+        """Seconds left to retry a time-boxed status (None: none seen yet in this call)."""
+        if self.time_boxed_since is None:
+            return None
+        return self.time_box - (time.monotonic() - self.time_boxed_since)
 
     @property
     def attempts(self) -> int:
@@ -173,7 +215,35 @@ class PrefectRetry(Retry):
             return self.new(
                 history=(*self.history, entry), maintenance_hits=self.maintenance_hits + 1
             )
+        if response is not None and response.status in self.time_boxed:
+            return self._time_boxed(method, url, response, wait, _pool)
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def _time_boxed(
+        self,
+        method: Optional[str],
+        url: Optional[str],
+        response: "BaseHTTPResponse",
+        wait: Optional[float],
+        pool: Any,
+    ) -> "PrefectRetry":
+        """Count a retry of a time-boxed status, or give up when its time is spent (or the
+        server asks to wait past it): urllib3 then hands back this reply."""
+        now = time.monotonic()
+        since = now if self.time_boxed_since is None else self.time_boxed_since
+        left = self.time_box - (now - since)
+        if left <= 0 or (wait is not None and wait > left):
+            logger.debug(
+                "not retrying %s %s: status %s %s; a %s is retried for at most %g s after "
+                "the call's first one (%s)",
+                method, url, response.status,
+                f"for {now - since:.1f} s" if left <= 0 else f"asks to wait {wait:.1f} s",
+                response.status, self.time_box, RETRY_500_VARIABLE,
+            )  # fmt: skip
+            raise MaxRetryError(pool, url or "", None)
+        retry = super().increment(method, url, response, None, pool)
+        retry.time_boxed_since = since
+        return retry
 
     def _jittered(self, delay: float, *, at_least: bool) -> float:
         """Spread ``delay`` by the jitter factor; ``at_least`` never shortens it."""
@@ -200,8 +270,14 @@ class PrefectRetry(Retry):
         else:
             delay, source = self.get_backoff_time(), "backoff"
         delay = min(delay, MAX_WAIT)
+        last = self.history[-1] if self.history else None
+        if last is not None and last.status in self.time_boxed:
+            left = self.time_left()
+            if left is not None and delay > left:
+                # The last retry of a time-boxed status is made when its time runs out.
+                delay = max(left, 0.0)
+                source = f"cut to the {self.time_box:g} s limit for {last.status}s"
         if logger.isEnabledFor(logging.DEBUG):
-            last = self.history[-1] if self.history else None
             cause = f"status {last.status}" if last and last.status else repr(last and last.error)
             logger.debug(
                 "retry %d of %s for %s %s after %s; waiting %.2f s (%s%s)",

@@ -26,6 +26,7 @@ import msgspec
 
 from . import _headers
 from ._config_files import find_profile, read_dotenv, read_toml, toml_table
+from ._retry import DEFAULT_RETRY_500_SECONDS, RETRY_500_VARIABLE
 
 __all__ = ["DEFAULT_CLOUD_API_URL", "MAX_RETRIES_LIMIT", "Settings", "load_settings"]
 
@@ -37,7 +38,10 @@ _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 _ENV_ONLY_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # Every variable read below starts with one of these.
-_ENV_PREFIXES = ("PREFECT_", "HOME", *_ENV_ONLY_CA_VARIABLES)
+_ENV_PREFIXES = ("PREFECT_", "HOME", RETRY_500_VARIABLE, *_ENV_ONLY_CA_VARIABLES)
+#: The longest ``ORCHESTRATION_CLIENT_RETRY_500_SECONDS`` accepted (an hour); in practice
+#: ``PREFECT_CLIENT_MAX_RETRIES`` ends the retries well before (10 retries: about 6 minutes).
+MAX_RETRY_500_SECONDS = 3600.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_retries: int = 5
     retry_jitter_factor: float = 0.2
     retry_extra_codes: FrozenSet[int] = frozenset()
+    retry_500_seconds: float = DEFAULT_RETRY_500_SECONDS
     csrf_support_enabled: bool = True
     custom_headers: Dict[str, str] = msgspec.field(default_factory=dict)
     cloud_api_url: str = DEFAULT_CLOUD_API_URL
@@ -141,6 +146,16 @@ def _positive(raw: Any, name: str) -> Optional[float]:
     if value is not None and not (0 < value <= MAX_TIMEOUT):
         raise ValueError(
             f"{name} must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}, got {raw!r}"
+        )
+    return value
+
+
+def _retry_seconds(raw: Any, name: str) -> Optional[float]:
+    value = _float(raw, name)
+    if value is not None and not (0 <= value <= MAX_RETRY_500_SECONDS):
+        raise ValueError(
+            f"{name} must be a number of seconds from 0 (never retry a 500) to "
+            f"{MAX_RETRY_500_SECONDS:g}, got {raw!r}"
         )
     return value
 
@@ -361,6 +376,17 @@ def load_settings(
                 values["ssl_cert_file"] = ca_file
                 origins["ssl_cert_file"] = f"{name} in the environment"
                 break
+    # Not a Prefect setting: from the environment only, like ORCHESTRATION_CLIENT_MAX_REPLY_BYTES.
+    raw_seconds = env.get(RETRY_500_VARIABLE)
+    if raw_seconds is not None:
+        where = f"{RETRY_500_VARIABLE} in the environment"
+        try:
+            seconds = _retry_seconds(raw_seconds, RETRY_500_VARIABLE)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (from {where})") from None
+        if seconds is not None:
+            values["retry_500_seconds"] = seconds
+            origins["retry_500_seconds"] = where
     attribution = {}
     for header, variable in _ATTRIBUTION:
         value = (env.get(variable) or "").strip()

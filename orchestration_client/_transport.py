@@ -116,6 +116,7 @@ class Transport:
                 jitter_factor=settings.retry_jitter_factor,
                 extra_codes=settings.retry_extra_codes,
                 first_contact=first_contact,
+                retry_500_seconds=settings.retry_500_seconds,
             )
             if idempotent:
                 return policy

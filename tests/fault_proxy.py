@@ -7,6 +7,8 @@ A script of rules picks requests by method and path and does something hostile t
   connection without a byte of it (the server committed; the client can't know); with
   ``then_down=True`` the proxy then refuses every new connection until ``up()``;
 * ``502``: forward the request, wait for the reply, answer ``502 Bad Gateway`` instead;
+* ``500``: the same, answering the ``500`` a Prefect server sends when its database fails
+  in the middle of a request (``{"exception_message": "Internal Server Error"}``);
 * ``refuse``: reset the connection without forwarding anything;
 * ``interim``: forward, then send ``103 Early Hints`` before the real reply;
 * ``drip``: forward, then send the reply one byte every ``drip_seconds``;
@@ -202,6 +204,13 @@ class FaultProxy:
                     client.sendall(
                         b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
                         b"Content-Length: 11\r\n\r\nBad Gateway"
+                    )
+                    continue
+                if action == "500":
+                    body = b'{"exception_message":"Internal Server Error"}'
+                    client.sendall(
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
                     )
                     continue
                 if action == "504":

@@ -170,7 +170,10 @@ def test_one_token_fetch_serves_every_thread(monkeypatch: pytest.MonkeyPatch) ->
     assert len([path for _, method, path in stub.seen if method == "PATCH"]) == 8
 
 
-def test_a_failed_token_fetch_fails_the_waiters_with_the_same_kind_of_error() -> None:
+def test_a_failed_token_fetch_fails_the_waiters_with_the_same_kind_of_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORCHESTRATION_CLIENT_RETRY_500_SECONDS", "0")  # one fetch, not retried
     stub = CsrfStub("slow-500")
     try:
         client = SyncPrefectClient(stub.api_url)

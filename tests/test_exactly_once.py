@@ -14,6 +14,7 @@ import pytest
 import requests
 import responses
 from stub_server import RESET, StubServer, json_reply
+from urllib3.exceptions import NewConnectionError
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client import _retry as retry_module
@@ -71,6 +72,8 @@ class Server:
         self.bodies: List[Dict[str, Any]] = []
         self.history_reads = 0
         self.history_fails = 0
+        self.history_500s = 0
+        self.history_refused = 0
         mock.add_callback(responses.POST, SET_STATE, callback=self.set_state)
         mock.add_callback(responses.GET, HISTORY, callback=self.read_history)
 
@@ -85,6 +88,8 @@ class Server:
         if status == 200:
             reply = {"state": state, "status": "ACCEPT", "details": {"type": "accept_details"}}
             return 200, {}, json.dumps(reply)
+        if status == 500:  # what Prefect's server says when its database fails
+            return 500, {}, json.dumps({"exception_message": "Internal Server Error"})
         return status, {"Retry-After": "1"} if status == 503 else {}, "{}"
 
     def read_history(self, request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
@@ -92,6 +97,12 @@ class Server:
         if self.history_fails:
             self.history_fails -= 1
             raise requests.ConnectionError("connection reset by peer")
+        if self.history_refused:
+            self.history_refused -= 1
+            raise requests.ConnectionError(NewConnectionError(None, "connection refused"))  # type: ignore[arg-type]
+        if self.history_500s:
+            self.history_500s -= 1
+            return 500, {}, json.dumps({"exception_message": "Internal Server Error"})
         date = email.utils.formatdate(usegmt=True)
         return 200, {"Date": date}, json.dumps(self.history)
 
@@ -248,3 +259,120 @@ def test_non_idempotent_send_retries_refused_connections(
     assert not isinstance(caught.value, StateChangeOutcomeUnknown)  # surely not applied
     retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry ")]
     assert len(retries) == 3 and all("NewConnectionError" in m for m in retries)
+
+
+# ---- 500s (issue 19): a database restart behind the server ---------------------------------
+
+
+class FakeClock:
+    """Stands in for the ``time`` module in ``_retry``: sleeping moves the clock on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: List[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1.7e9 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(retry_module, "time", fake)
+    return fake
+
+
+def test_a_500_after_the_commit_is_settled_from_the_history(
+    mock: responses.RequestsMock, settings: List[float]
+) -> None:
+    server = Server(mock, [(500, True)])
+    result = SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert result.status == SetStateStatus.ACCEPT and result.state is not None
+    assert len(server.bodies) == 1 and server.history_reads == 1
+    assert str(result.state.id) == server.history[-1]["id"]
+    assert settings == [2.0]
+
+
+def test_a_500_before_the_commit_is_proposed_again(mock: responses.RequestsMock) -> None:
+    server = Server(mock, [(500, False), (500, False)])
+    result = SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert result.status == SetStateStatus.ACCEPT
+    assert len(server.bodies) == 3 and server.history_reads == 2
+    assert [s["name"] for s in server.history] == ["Pending", "Running"]
+
+
+def test_500s_on_the_history_read_are_retried_too(mock: responses.RequestsMock) -> None:
+    """Before the fix, a 500 on the history read (the database was still down) made the
+    outcome unknown; now the read is repeated within the same limit."""
+    server = Server(mock, [(500, True)])
+    server.history_500s = 2
+    result = SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert result.status == SetStateStatus.ACCEPT
+    assert len(server.bodies) == 1 and server.history_reads == 3
+
+
+def test_a_lasting_500_is_raised_after_the_limit_with_the_servers_detail(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "10")  # the 20 s limit ends it first
+    server = Server(mock, [(500, False)] * 50)
+    with pytest.raises(PrefectHTTPStatusError) as caught:
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    error = caught.value
+    assert not isinstance(error, StateChangeOutcomeUnknown)
+    assert error.status_code == 500 and error.detail == {"exception_message": "Internal Server Error"}
+    assert error.retries == 4 and "gave up after 4 retries" in str(error)
+    assert clock.slept == [2.0, 4.0, 8.0, 6.0] and sum(clock.slept) == 20.0
+    assert len(server.bodies) == 5 and server.history_reads == 5  # the last look is at once
+    assert [s["name"] for s in server.history] == ["Pending"]
+
+
+def test_no_retries_means_no_500_is_proposed_again_but_the_history_still_tells(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, settings: List[float]
+) -> None:
+    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "0")
+    server = Server(mock, [(500, True)])
+    assert SyncPrefectClient(API).set_task_run_state(RUN, Running()).status == SetStateStatus.ACCEPT
+    server.script = [(500, False)]
+    with pytest.raises(PrefectHTTPStatusError, match="500"):
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert len(server.bodies) == 2 and server.history_reads == 2 and settings == []
+
+
+def test_500_in_extra_codes_keeps_prefects_count_and_stays_exactly_once(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    monkeypatch.setenv("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500")
+    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "5")
+    server = Server(mock, [(500, False)] * 3 + [(500, True)])
+    result = SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert result.status == SetStateStatus.ACCEPT
+    assert clock.slept == [2.0, 4.0, 8.0, 16.0]  # past 20 s: by count, as the user asked
+    assert len(server.bodies) == 4 and [s["name"] for s in server.history] == ["Pending", "Running"]
+
+
+def test_a_history_read_on_a_connection_the_server_closed_is_tried_again_at_once(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, settings: List[float]
+) -> None:
+    """After a 500, uvicorn closes the connection: the next request on it is reset. With no
+    retries left, the one look at the history still tells (it used to be 'unknown')."""
+    monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "0")
+    server = Server(mock, [(500, True)])
+    server.history_fails = 1
+    assert SyncPrefectClient(API).set_task_run_state(RUN, Running()).status == SetStateStatus.ACCEPT
+    assert server.history_reads == 2 and settings == []
+    server.script, server.history_fails = [(500, True)], 2  # twice: it is not a stale connection
+    with pytest.raises(StateChangeOutcomeUnknown):
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+
+    server.script, server.history_refused = [(500, True)], 1  # refused: not tried again here
+    with pytest.raises(StateChangeOutcomeUnknown):
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    assert server.history_reads == 2 + 2 + 1

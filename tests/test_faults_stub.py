@@ -91,9 +91,14 @@ def test_extra_codes_and_post_are_retried(stub: StubServer, monkeypatch: pytest.
     assert run.name
 
 
-def test_no_retry_for_other_errors(stub: StubServer, client: SyncPrefectClient) -> None:
-    stub.script = [json_reply(500, b'{"exception_message":"Internal Server Error"}')]
-    with pytest.raises(PrefectHTTPStatusError, match="500") as caught:
+@pytest.mark.parametrize("status", [501, 504, 500])
+def test_no_retry_for_other_errors(stub: StubServer, monkeypatch: pytest.MonkeyPatch,
+                                   status: int) -> None:
+    monkeypatch.setenv("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+    monkeypatch.setenv("ORCHESTRATION_CLIENT_RETRY_500_SECONDS", "0")  # 500: never retried
+    client = SyncPrefectClient(stub.api_url)
+    stub.script = [json_reply(status, b'{"exception_message":"Internal Server Error"}')]
+    with pytest.raises(PrefectHTTPStatusError, match=str(status)) as caught:
         client.api_version()
     assert len(stub.seen) == 1 and caught.value.retries == 0
 

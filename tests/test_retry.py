@@ -48,8 +48,10 @@ def test_statuses_methods_and_budget() -> None:
     policy = retry()
     for status in (408, 429, 502, 503):
         assert policy.is_retry("POST", status)
-    for status in (400, 401, 403, 404, 409, 422, 500, 413):
+    for status in (400, 401, 403, 404, 409, 422, 413, 501, 504):
         assert not policy.is_retry("POST", status, has_retry_after=True)
+    assert policy.is_retry("POST", 500)  # within ORCHESTRATION_CLIENT_RETRY_500_SECONDS
+    assert not retry(retry_500_seconds=0).is_retry("POST", 500, has_retry_after=True)
     assert retry(extra_codes={500}).is_retry("PATCH", 500)
     assert policy.total == 5 and policy.raise_on_status is False
 
@@ -167,3 +169,126 @@ def test_no_single_wait_exceeds_the_cap(monkeypatch: pytest.MonkeyPatch) -> None
     policy.sleep(reply(503, **{"Retry-After": str(MAX_WAIT)}))
     assert max(slept) <= MAX_WAIT and slept[-1] == MAX_WAIT
     assert MAX_WAIT == 60.0  # the README and the module docstring say so
+
+
+# ---- 500s: retried for a bounded time (issue 19) ---------------------------------------------
+
+
+class FakeClock:
+    """Stands in for the ``time`` module in ``_retry``: sleeping moves the clock on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: List[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1.7e9 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    from orchestration_client import _retry
+
+    fake = FakeClock()
+    monkeypatch.setattr(_retry, "time", fake)
+    return fake
+
+
+def spend(policy: PrefectRetry, status: int, **headers: str) -> PrefectRetry:
+    """One failed attempt: count it and wait as the policy says (urllib3's order)."""
+    policy = policy.increment("GET", "/x", response=reply(status, **headers))
+    policy.sleep(reply(status, **headers))
+    return policy
+
+
+def test_500s_are_retried_until_their_time_is_up(clock: FakeClock) -> None:
+    policy = retry(max_retries=10, jitter_factor=0, retry_500_seconds=20)
+    for _ in range(4):
+        policy = spend(policy, 500)
+    assert clock.slept == [2.0, 4.0, 8.0, 6.0]  # the last wait is cut to end at 20 s
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/x", response=reply(500))
+    assert policy.attempts == 4
+
+
+def test_the_default_limit_is_20_seconds(clock: FakeClock) -> None:
+    policy = retry()  # max_retries 5, jitter 0.2
+    spent = 0
+    while True:
+        try:
+            policy = spend(policy, 500)
+        except MaxRetryError:
+            break
+        spent += 1
+    assert sum(clock.slept) == pytest.approx(20.0) and spent == 4
+
+
+def test_each_500_retry_counts_against_max_retries(clock: FakeClock) -> None:
+    policy = spend(spend(retry(max_retries=2, retry_500_seconds=600), 500), 500)
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/x", response=reply(500))
+    with pytest.raises(MaxRetryError):  # no retries at all means no retries of 500s either
+        retry(max_retries=0).increment("GET", "/x", response=reply(500))
+
+
+def test_500_listed_in_extra_codes_is_retried_as_prefect_does(clock: FakeClock) -> None:
+    """The user asked for Prefect's rule: by count, with no time limit."""
+    policy = retry(max_retries=6, jitter_factor=0, extra_codes={500})
+    for _ in range(6):
+        policy = spend(policy, 500)
+    assert clock.slept == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0]
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/x", response=reply(500))
+
+
+def test_the_time_starts_at_the_first_500_and_other_statuses_keep_their_rules(
+    clock: FakeClock,
+) -> None:
+    policy = retry(max_retries=8, jitter_factor=0, retry_500_seconds=10)
+    for _ in range(3):
+        policy = spend(policy, 503)  # 14 s of 503s: not time-boxed
+    policy = spend(policy, 500)  # the 500s' 10 s start here: 16 s wait cut to 10
+    policy = spend(policy, 503)  # 503s keep their full back-off, even past the 500s' limit
+    assert clock.slept == [2.0, 4.0, 8.0, 10.0, 32.0]
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/x", response=reply(500))
+
+
+def test_a_500_asking_to_wait_past_the_limit_is_not_retried(clock: FakeClock) -> None:
+    policy = spend(retry(retry_500_seconds=20), 500)
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/x", response=reply(500, **{"Retry-After": "30"}))
+    policy = spend(policy, 500, **{"Retry-After": "1"})  # within the limit: honoured
+    assert 1.0 <= clock.slept[-1] <= 1.2
+
+
+def test_no_500_is_retried_with_a_zero_limit_or_for_requests_never_repeated() -> None:
+    assert not retry(retry_500_seconds=0).is_retry("GET", 500)
+    never = retry().new(read=False, status_forcelist=frozenset())  # the transport's set_state policy
+    assert not never.is_retry("POST", 500) and never.time_boxed == frozenset()
+
+
+def test_waits_and_giving_up_on_500s_are_logged(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = retry(jitter_factor=0, retry_500_seconds=5)
+    with caplog.at_level(logging.DEBUG, logger="orchestration_client"):
+        policy = spend(spend(policy, 500), 500)
+        with pytest.raises(MaxRetryError):
+            policy.increment("GET", "/x", response=reply(500))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "retry 1 of 5 for GET /x after status 500; waiting 2.00 s (backoff)"
+    assert lines[1] == (
+        "retry 2 of 5 for GET /x after status 500; waiting 3.00 s (cut to the 5 s limit for 500s)"
+    )
+    assert lines[2] == (
+        "not retrying GET /x: status 500 for 5.0 s; a 500 is retried for at most 5 s after "
+        "the call's first one (ORCHESTRATION_CLIENT_RETRY_500_SECONDS)"
+    )

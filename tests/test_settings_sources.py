@@ -494,7 +494,8 @@ def msgspec_to_dict(settings: object) -> Dict[str, object]:
 
     values = msgspec.to_builtins(settings)
     values["retry_extra_codes"] = sorted(values["retry_extra_codes"])
-    for name in ("attribution_headers", "origins", "profile"):
+    # Not Prefect settings: attribution and where values came from; the 500 time limit.
+    for name in ("attribution_headers", "origins", "profile", "retry_500_seconds"):
         del values[name]
     return values  # type: ignore[no-any-return]
 

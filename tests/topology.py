@@ -54,13 +54,30 @@ class Postgres:
             shutil.chown(self.root, self.user)
         self._run(_pg_bin("initdb") or "initdb", "-D", str(self.data), "--auth=trust",
                   "-U", self.user, "--encoding=UTF8", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c max_connections=300 -c fsync=off -c synchronous_commit=off")
-        self._run(_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "postgres.log"), "-w", "start")
+        self.resume()
         self._run(_pg_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(self.port),
                   "-U", self.user, "prefect")
         return self
+
+    def resume(self) -> None:
+        """Start the cluster's server (again), on the same port and data; returns when it
+        accepts connections."""
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c max_connections=300 -c fsync=off")
+        self._run(_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.data), "-o", options,
+                  "-l", str(self.root / "postgres.log"), "-w", "start")
+
+    def crash(self) -> None:
+        """Stop the server at once, as a crash or a failover would (``pg_ctl -m immediate``:
+        every connection is cut, no checkpoint, crash recovery on the next start)."""
+        self._run(_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.data), "-m", "immediate",
+                  "-w", "stop")
+
+    def blink(self, down_seconds: float) -> None:
+        """``crash()``, stay down ``down_seconds``, then ``resume()``."""
+        self.crash()
+        time.sleep(down_seconds)
+        self.resume()
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

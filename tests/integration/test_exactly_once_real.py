@@ -50,7 +50,7 @@ def names(client: SyncPrefectClient, run_id: uuid.UUID) -> List[str]:
     return [state.name or "" for state in client.read_task_run_states(run_id)]
 
 
-@pytest.mark.parametrize("fault", ["drop", "502"])
+@pytest.mark.parametrize("fault", ["drop", "502", "500"])
 def test_lost_replies_apply_each_state_once(
     client: SyncPrefectClient, direct: SyncPrefectClient, proxy: FaultProxy, fault: str
 ) -> None:

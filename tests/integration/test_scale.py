@@ -5,6 +5,7 @@ Select with ``-m scale``. Skipped, with the reason, only when PostgreSQL or ngin
 installed on the machine (.ci/run installs them from Debian's packages).
 """
 
+import collections
 import concurrent.futures
 import logging
 import pathlib
@@ -149,3 +150,56 @@ def test_postgres_refuses_over_long_names_so_the_client_does_first(topology: Top
     with SyncPrefectClient(topology.api_url) as client, \
             pytest.raises(ValueError, match="2800 bytes long; the limit is 2000"):
         client.create_task_run(Task(name="long"), None, "0", name=name)
+
+
+# Last in the module: it restarts the topology's PostgreSQL.
+def test_postgres_restart_costs_time_not_errors(topology: Topology,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """8 threads share one client, each running lifecycles (create with a client id,
+    Running, Completed) for 12 s; 3 s in, PostgreSQL stops at once (``pg_ctl -m
+    immediate``) and starts again 3 s later. The servers answer 500, 503 and nginx 502
+    meanwhile; with default settings no lifecycle fails, none is applied twice, and every
+    run the client created is COMPLETED with run_count 1 and exactly three states."""
+    tag = f"pg-restart-{uuid.uuid4().hex[:8]}"
+    threads, seconds, crash_at, down = 8, 12.0, 3.0, 3.0
+    done: List[uuid.UUID] = []
+    errors: List[BaseException] = []
+    lock = threading.Lock()
+    began = time.monotonic()
+
+    def lifecycles(client: SyncPrefectClient) -> None:
+        while time.monotonic() - began < seconds:
+            run_id = uuid.uuid4()
+            try:
+                client.create_task_run(Task(name="pg-restart", tags=[tag]), None, run_id.hex,
+                                       id=run_id)
+                client.set_task_run_state(run_id, Running())
+                client.set_task_run_state(run_id, Completed())
+            except BaseException as exc:  # collected and asserted empty
+                with lock:
+                    errors.append(exc)
+                continue
+            with lock:
+                done.append(run_id)
+
+    with caplog.at_level(logging.DEBUG, logger="orchestration_client"), \
+            SyncPrefectClient(topology.api_url) as client, \
+            concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        running = [pool.submit(lifecycles, client) for _ in range(threads)]
+        time.sleep(crash_at)
+        topology.postgres.blink(down)
+        for future in running:
+            future.result()
+    retried = {r.getMessage().split(" after ")[1].split(";")[0] for r in caplog.records
+               if r.getMessage().startswith("retry ")}
+    assert errors == [], (collections.Counter(type(e).__name__ for e in errors),
+                          [str(e)[:300] for e in errors[:3]])
+    assert len(done) > 8 * 4, "the threads made progress before and after the restart"
+    assert retried & {"status 500", "status 503", "status 502"}, "the restart was felt"
+    with SyncPrefectClient(topology.api_url) as direct:
+        runs = runs_tagged(direct, tag)
+        assert sorted(r.id for r in runs) == sorted(done)  # nothing lost or created twice
+        for run in runs:
+            assert (run.state_type, run.run_count) == (StateType.COMPLETED, 1), run
+            assert [s.name for s in direct.read_task_run_states(run.id)] == [
+                "Pending", "Running", "Completed"]
