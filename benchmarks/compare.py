@@ -33,7 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from prefect_server import PrefectServer, migrate_template  # noqa: E402
+from support.prefect_server import PrefectServer, migrate_template  # noqa: E402
 
 Row = Dict[str, Any]
 
@@ -277,8 +277,8 @@ def measure_codec(page: bytes, prefect_task: Any) -> Dict[str, Row]:
     from pydantic import TypeAdapter
 
     from orchestration_client import _client
-    from orchestration_client._bodies import StateCreate, TaskRunCreate
-    from orchestration_client._codec import BodyEncoder
+    from orchestration_client._models._bodies import StateCreate, TaskRunCreate
+    from orchestration_client._models._codec import BodyEncoder
     from orchestration_client.schemas import TaskRun, TaskRunPolicy
 
     ours = msgspec.json.Decoder(List[TaskRun], strict=False)

@@ -7,7 +7,7 @@ PyPI), plus the last 2.x for information.
     python benchmarks/compat.py --render         # the table of the last run again
 
 Needs the test extra (Prefect 3.9.1 is the reference client). Each server runs from its own
-cached virtualenv (``tests/compat/venvs.py``; built on first use), with a fresh SQLite
+cached virtualenv (``tests/support/compat/venvs.py``; built on first use), with a fresh SQLite
 database, one at a time on 127.0.0.1, and is stopped before the next starts. A check that
 needs a newer server counts as passed for a client only if that client says so clearly
 (``FeatureNotSupported``). Prints a Markdown table and writes
@@ -32,8 +32,8 @@ sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != ROOT /
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from compat.checks import ALL, World, evaluate, ours, prefects  # noqa: E402
-from compat.servers import MATRIX, server  # noqa: E402
+from support.compat.checks import ALL, World, evaluate, ours, prefects  # noqa: E402
+from support.compat.servers import MATRIX, server  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -4,7 +4,7 @@
     python benchmarks/faults.py issue19          # only the PostgreSQL restart/outage rows
     python benchmarks/faults.py issue19 --long-outage   # and PostgreSQL down 2 minutes
 
-The PostgreSQL rows use the production topology of tests/topology.py (PostgreSQL, two
+The PostgreSQL rows use the production topology of tests/support/topology.py (PostgreSQL, two
 Prefect replicas, nginx) and compare our client with Prefect's in the same run.
 
 For each scenario it prints operations attempted, succeeded, failed with a clear error (one
@@ -35,10 +35,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fault_proxy import FaultProxy  # noqa: E402
-from helpers import runs_tagged  # noqa: E402
-from prefect_server import PrefectServer, migrate_template  # noqa: E402
-from stub_server import HANG, StubServer, json_reply  # noqa: E402
+from support.fault_proxy import FaultProxy  # noqa: E402
+from support.helpers import runs_tagged  # noqa: E402
+from support.prefect_server import PrefectServer, migrate_template  # noqa: E402
+from support.stub_server import HANG, StubServer, json_reply  # noqa: E402
 
 from orchestration_client import SyncPrefectClient  # noqa: E402
 from orchestration_client.exceptions import OrchestrationClientError  # noqa: E402
@@ -374,7 +374,7 @@ def postgres_outages(home: pathlib.Path, *, long_outage: bool = False) -> Dict[s
     """The issue-19 rows: PostgreSQL behind two replicas and nginx restarts (3 s) or stays
     down (30 s; 2 minutes with ``long_outage``), for our client with its defaults, with the
     documented setting for longer outages, and for Prefect's client, in the same run."""
-    from topology import Topology, missing_components
+    from support.topology import Topology, missing_components
 
     missing = missing_components()
     if missing:

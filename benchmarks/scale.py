@@ -29,8 +29,8 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from prefect_server import PrefectServer, migrate_template  # noqa: E402
-from topology import Topology  # noqa: E402
+from support.prefect_server import PrefectServer, migrate_template  # noqa: E402
+from support.topology import Topology  # noqa: E402
 
 import orchestration_client  # noqa: E402
 import orchestration_client.states as states  # noqa: E402

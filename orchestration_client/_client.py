@@ -4,7 +4,7 @@ Every method checks its arguments, builds a request Struct, encodes it once, sen
 through the transport and decodes the reply with a typed decoder built at import time.
 Bad arguments raise before anything is sent.
 
-Thread safety: one client may be shared by many threads; see ``_transport``.
+Thread safety: one client may be shared by many threads; see ``_http._transport``.
 """
 
 import logging
@@ -25,8 +25,8 @@ from typing import (
 
 import requests
 
-from . import _exactly_once
-from ._arguments import (
+from ._calls import _exactly_once
+from ._calls._arguments import (
     MAX_KEY_BYTES,
     MAX_NAME_BYTES,
     as_uuid,
@@ -38,23 +38,23 @@ from ._arguments import (
     strings,
     task_policy,
 )
-from ._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
-from ._codec import BodyEncoder, ReplyDecoder
-from ._enums import TaskRunSort
+from ._calls._features import FeatureNotSupported, unsupported_features
+from ._calls._versions import major_version, version_key
 from ._exceptions import (
     ClientClosedError,
     PrefectHTTPStatusError,
     RequestValidationError,
     redact_url,
 )
-from ._features import FeatureNotSupported, unsupported_features
-from ._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
-from ._schemas import OrchestrationResult, State, TaskInput, TaskRun
-from ._settings import Settings, load_settings
-from ._states import Pending
-from ._transport import Transport
+from ._http._transport import Transport
+from ._models._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
+from ._models._codec import BodyEncoder, ReplyDecoder
+from ._models._enums import TaskRunSort
+from ._models._filters import DeploymentFilter, FlowFilter, FlowRunFilter, TaskRunFilter
+from ._models._schemas import OrchestrationResult, State, TaskInput, TaskRun
+from ._models._states import Pending
+from ._settings._load import Settings, load_settings
 from ._version import PREFECT_VERSION
-from ._versions import major_version, version_key
 
 if TYPE_CHECKING:
     from ._local_server import LocalServer
@@ -403,7 +403,7 @@ class SyncPrefectClient:
         Applied at most once: the proposal carries a fresh ``state_details.transition_id``
         (unless ``state`` has one), and after a failure that may have followed the server's
         commit (a reset, a 502) the run's history is read before proposing again. When that
-        can't settle it, ``StateChangeOutcomeUnknown`` is raised (see ``_exactly_once``)."""
+        can't settle it, ``StateChangeOutcomeUnknown`` is raised (see ``_calls._exactly_once``)."""
         run_id = as_uuid(task_run_id, "task_run_id")
         if not isinstance(force, bool):
             raise RequestValidationError(f"force must be a bool, got {type(force).__name__}")

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from ._retry import MAX_WAIT, asked_wait
+from ._retry_after import MAX_WAIT, asked_wait
 
 __all__ = [
     "APIConnectionError",

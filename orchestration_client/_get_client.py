@@ -5,7 +5,7 @@ from typing import Any, Mapping, Optional
 import msgspec
 
 from ._client import SyncPrefectClient
-from ._settings import load_settings
+from ._settings._load import load_settings
 
 __all__ = ["get_client"]
 

@@ -14,7 +14,8 @@ PrefectException             (same name as Prefect's, for ``except PrefectExcept
       └── ClientClosedError        (also RuntimeError)
 """
 
-from ._exactly_once import StateChangeOutcomeUnknown
+from ._calls._exactly_once import StateChangeOutcomeUnknown
+from ._calls._features import FeatureNotSupported
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -27,8 +28,7 @@ from ._exceptions import (
     RequestValidationError,
     ResponseDecodeError,
 )
-from ._features import FeatureNotSupported
-from ._reply_errors import ReplyTooLargeError
+from ._http._reply_errors import ReplyTooLargeError
 
 __all__ = [
     "APIConnectionError",

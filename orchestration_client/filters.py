@@ -1,6 +1,6 @@
 """Filters for ``read_task_runs``, with Prefect's class and field names (``any_``, ...)."""
 
-from ._filters import (
+from ._models._filters import (
     DeploymentFilter,
     DeploymentFilterConcurrencyLimit,
     DeploymentFilterId,

@@ -1,7 +1,7 @@
 """The models the client sends and returns, as ``msgspec.Struct`` classes."""
 
-from ._enums import SetStateStatus, StateType
-from ._schemas import (
+from ._models._enums import SetStateStatus, StateType
+from ._models._schemas import (
     Constant,
     FlowRunResult,
     OrchestrationResult,

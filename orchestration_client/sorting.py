@@ -1,5 +1,5 @@
 """Sort orders for ``read_task_runs``."""
 
-from ._enums import TaskRunSort
+from ._models._enums import TaskRunSort
 
 __all__ = ["TaskRunSort"]

@@ -1,7 +1,7 @@
 """State constructors with Prefect's names: ``Completed()``, ``Scheduled(scheduled_time=...)``..."""
 
-from ._schemas import State
-from ._states import (
+from ._models._schemas import State
+from ._models._states import (
     AwaitingConcurrencySlot,
     AwaitingRetry,
     Cancelled,

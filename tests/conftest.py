@@ -11,8 +11,8 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from local_servers import isolate_prefect_home, local_home, no_local_server_left  # noqa: F401
-from prefect_server import PrefectServer, migrate_template
+from support.local_servers import isolate_prefect_home, local_home, no_local_server_left  # noqa: F401
+from support.prefect_server import PrefectServer, migrate_template
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

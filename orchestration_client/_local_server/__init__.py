@@ -3,9 +3,10 @@ configured anywhere, and the ASGI app server behind ``SyncPrefectClient(app)``.
 
 It owns discovering, starting, sharing and stopping that server, the process that runs it
 (``_guard``), its files under ``PREFECT_HOME`` and the ``python -m orchestration_client
-server`` command. It may import the settings layer and the standard library only (plus
-uvicorn and Prefect inside the server process), and nothing imports it at module import
-time: it is loaded only when no URL is configured or an ASGI app is given.
+server`` command. It may import the standard library only (plus uvicorn and Prefect
+inside the server process): ``get_client()`` hands it what it needs from the settings. Nothing
+imports it at module import time: it is loaded only when no URL is configured or an ASGI
+app is given.
 
 * ``_shared``: one server per ``PREFECT_HOME`` shared by every process of this user; it
   outlives the process that started it and stops after

@@ -8,18 +8,13 @@ pip's error. The full matrix with Prefect's own client beside ours is
 """
 
 import json
-import pathlib
 import subprocess
-import sys
 from typing import Any, Iterator, NamedTuple
 
 import pytest
-
-sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
-
-from compat.checks import ALL, Check, World, evaluate, ours, version_tuple
-from compat.defaults import our_defaults, server_defaults_script
-from compat.servers import CI_SERVERS, VenvBuildError, server, server_venv
+from support.compat.checks import ALL, Check, World, evaluate, ours, version_tuple
+from support.compat.defaults import our_defaults, server_defaults_script
+from support.compat.servers import CI_SERVERS, VenvBuildError, server, server_venv
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import FeatureNotSupported

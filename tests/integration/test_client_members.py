@@ -74,7 +74,7 @@ def test_healthcheck_hello_and_versions(client: SyncPrefectClient) -> None:
 
 
 def test_healthcheck_returns_the_error_for_a_dead_server() -> None:
-    from prefect_server import free_port
+    from support.prefect_server import free_port
 
     with SyncPrefectClient(f"http://127.0.0.1:{free_port()}/api") as client:
         error = client.api_healthcheck()

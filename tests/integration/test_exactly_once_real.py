@@ -1,13 +1,13 @@
 """State changes are applied exactly once on a real Prefect server, with a fault-injecting
-proxy (tests/fault_proxy.py) on 127.0.0.1 losing the replies after the server committed."""
+proxy (tests/support/fault_proxy.py) on 127.0.0.1 losing the replies after the server committed."""
 
 import time
 import uuid
 from typing import Iterator, List
 
 import pytest
-from fault_proxy import FaultProxy
-from prefect_server import PrefectServer
+from support.fault_proxy import FaultProxy
+from support.prefect_server import PrefectServer
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import (

@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable, Dict, Iterator
 
 import pytest
-from local_servers import servers_under, stop_servers_under
+from support.local_servers import servers_under, stop_servers_under
 
 from orchestration_client import SyncPrefectClient
 
@@ -131,7 +131,7 @@ def test_retries_and_failures(api_url: str) -> None:
 
 
 def test_health_up_and_down(api_url: str) -> None:
-    from prefect_server import free_port
+    from support.prefect_server import free_port
 
     healthy = run_example("health.py", api(api_url))
     assert healthy.returncode == 0, healthy.stderr

@@ -10,7 +10,7 @@ import uuid
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
-from helpers import runs_tagged
+from support.helpers import runs_tagged
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import PrefectHTTPStatusError

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Set, Tuple
 
 import msgspec
 import pytest
-from helpers import installed_prefect, prefect_is_older
+from support.helpers import installed_prefect, prefect_is_older
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import FeatureNotSupported

@@ -9,7 +9,7 @@ import uuid
 from typing import Any, List
 
 import pytest
-from forking import in_child, report
+from support.forking import in_child, report
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.schemas import Task
@@ -64,6 +64,6 @@ def test_parent_and_forked_children_each_get_their_own_replies(api_url: str) -> 
     for child in children:
         problems += report(*child)
     assert problems == []
-    from helpers import runs_tagged
+    from support.helpers import runs_tagged
 
     assert len(runs_tagged(client, tag)) == 10 * 5  # parent, two children, two workers

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 import requests
-from local_servers import servers_under
+from support.local_servers import servers_under
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def sigkill(pid: int) -> None:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory, template_db: pathlib.Path) -> Iterator[pathlib.Path]:
     """One shared server for the read-only checks below."""
-    from local_servers import stop_servers_under
+    from support.local_servers import stop_servers_under
 
     root = tmp_path_factory.mktemp("running")
     home = root / "home"

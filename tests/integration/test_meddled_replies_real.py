@@ -6,8 +6,8 @@ import uuid
 from typing import Iterator
 
 import pytest
-from helpers import runs_tagged
-from hostile_server import MeddlingProxy
+from support.helpers import runs_tagged
+from support.hostile_server import MeddlingProxy
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import APITimeoutError

@@ -13,8 +13,8 @@ from typing import Any, Iterator, List
 
 import pytest
 import requests
-from fault_proxy import FaultProxy
-from prefect_server import PrefectServer
+from support.fault_proxy import FaultProxy
+from support.prefect_server import PrefectServer
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client.exceptions import PrefectHTTPStatusError

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 import vcr
-from tools_workflow import workflow
+from support.tools_workflow import workflow
 
 from orchestration_client import get_client
 from orchestration_client.exceptions import OrchestrationClientError

@@ -6,8 +6,8 @@ waits for the parent's fetch, which can never finish in the child, and fails wit
 APITimeoutError; it also shares the parent's CSRF client id and token.
 Expected: the child's call succeeds (it fetches its own token)."""
 import ctypes, os, sys, threading, time, uuid
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub, reply
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub, reply
 import orchestration_client
 
 def handler(conn, method, path, headers, body, state):

@@ -3,8 +3,8 @@ mutating call raise a bare UnicodeEncodeError (outside the package's error tree)
 APIConnectionError whose message echoes the CSRF token (a credential)."""
 import os
 import sys, uuid
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub, reply
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub, reply
 import orchestration_client
 from orchestration_client.exceptions import OrchestrationClientError
 

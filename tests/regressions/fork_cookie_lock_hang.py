@@ -5,8 +5,8 @@ the requests Session's cookie jar, whose RLock a parent thread may hold at the f
 blocks forever, whatever the timeout. Expected: every call in the child ends within its
 timeout. Prints FAIL and exits 1 if any child hung."""
 import os, sys, signal, threading, time
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub, reply
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub, reply
 import orchestration_client
 
 # a load balancer with sticky sessions sets a cookie on every reply (AWS ALB: AWSALB=...)

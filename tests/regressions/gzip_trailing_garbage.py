@@ -4,8 +4,8 @@ httpx (Prefect's client) decode it: they ignore data after the gzip member that 
 another gzip member. Expected: the body is decoded (as before the change)."""
 import os
 import sys, gzip, json
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub
 import orchestration_client
 import requests
 

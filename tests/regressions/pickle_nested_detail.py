@@ -3,9 +3,9 @@ accepts, so it becomes PrefectHTTPStatusError.detail) cannot be pickled: Recursi
 A ProcessPoolExecutor worker raising it hands the parent a RecursionError, not the error.
 Expected: every error round-trips through pickle with its message and status."""
 import sys, pickle, os
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 from concurrent.futures import ProcessPoolExecutor
-from stub import Stub, reply
+from support.regression_stub import Stub, reply
 import orchestration_client
 from orchestration_client.exceptions import PrefectHTTPStatusError
 

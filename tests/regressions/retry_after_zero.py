@@ -3,8 +3,8 @@ exponential back-off (2 s, 4 s, ...) is used; Prefect's client retries at once. 
 say Retry-After is honoured, "matching Prefect's client". Expected: two 503 Retry-After: 0
 replies then 200 take well under 1 s; actual about 6 s."""
 import sys, time, os
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub, reply
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub, reply
 import orchestration_client
 
 def handler(conn, method, path, headers, body, state):

@@ -6,8 +6,8 @@ Prefect's client (httpx leaves unknown encodings as they are) retries the 503.
 Expected: the 503 is retried and the following 200 returned."""
 import os
 import sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub, reply
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub, reply
 import orchestration_client
 
 def handler(conn, method, path, headers, body, state):

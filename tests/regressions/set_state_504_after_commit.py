@@ -5,8 +5,8 @@ finding out (the history has the proposal's transition_id) nor saying the outcom
 A caller that retries on that error applies the transition twice.
 Expected: ACCEPT (found in history) or StateChangeOutcomeUnknown."""
 import sys, uuid, json, time, email.utils, os
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stub import Stub, reply
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from support.regression_stub import Stub, reply
 import orchestration_client
 from orchestration_client.states import Running
 from orchestration_client.exceptions import OrchestrationClientError

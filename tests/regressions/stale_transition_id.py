@@ -5,9 +5,9 @@ finds the OLD state with that transition_id and the client returns a fabricated 
 without ever re-sending. Expected: the proposal is re-sent (or StateChangeOutcomeUnknown)."""
 import os
 import sys, uuid, socket, struct, json
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 import msgspec
-from stub import Stub, reply
+from support.regression_stub import Stub, reply
 import orchestration_client
 from orchestration_client.states import Pending, Running
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from fault_proxy import FaultProxy
-from helpers import runs_tagged
-from prefect_server import PrefectServer, free_port
-from recording_proxy import RecordingProxy
+from support.fault_proxy import FaultProxy
+from support.helpers import runs_tagged
+from support.prefect_server import PrefectServer, free_port
+from support.recording_proxy import RecordingProxy
 
 from orchestration_client import SyncPrefectClient
 
@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="prefork servers and signals: Linux"),
 ]
 
-WORLDS = pathlib.Path(__file__).parent
+WORLDS = pathlib.Path(__file__).parents[1] / "support" / "worlds"
 ROOT = WORLDS.parents[1]
 SLOW_ID = "00000000-0000-4000-8000-0000000de1a7"  # as in world.py
 #: Per-world figures, printed at the end of the module (pytest -s shows them).
