@@ -46,6 +46,7 @@ from ._exceptions import (
     RequestValidationError,
     redact_url,
 )
+from ._http._connection import ConnectionCheck
 from ._http._transport import Transport
 from ._models._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
 from ._models._codec import BodyEncoder, ReplyDecoder
@@ -111,8 +112,10 @@ class SyncPrefectClient:
         api: str,
         settings: Settings,
         httpx_settings: Optional[Mapping[str, Any]] = None,
+        check_new_connection: Optional[ConnectionCheck] = None,
     ) -> "SyncPrefectClient":
-        """A client from settings already loaded (``get_client`` reads them once)."""
+        """A client from settings already loaded (``get_client`` reads them once);
+        ``check_new_connection`` vets each new connection (see ``_http._connection``)."""
         client = cls.__new__(cls)
         client._setup(
             api,
@@ -121,6 +124,7 @@ class SyncPrefectClient:
             api_key=settings.api_key,
             api_version=None,
             httpx_settings=httpx_settings,
+            check_new_connection=check_new_connection,
         )
         return client
 
@@ -133,6 +137,7 @@ class SyncPrefectClient:
         api_key: Optional[str],
         api_version: Optional[str],
         httpx_settings: Optional[Mapping[str, Any]],
+        check_new_connection: Optional[ConnectionCheck] = None,
     ) -> None:
         self._depth = 0
         self._closed = False
@@ -158,6 +163,7 @@ class SyncPrefectClient:
             auth_string=optional_str(auth_string, "auth_string"),
             api_version=optional_str(api_version, "api_version"),
             httpx_settings=httpx_settings,
+            check_new_connection=check_new_connection,
         )
 
     # ---- lifecycle --------------------------------------------------------------------------

@@ -38,6 +38,12 @@ Connections in flight are capped per client (:data:`DEFAULT_MAX_CONNECTIONS`, or
   allocates the lock it waits on at each wait (its own mutex is only held for a moment,
   never across a switch).
 
+A client may pass ``check_new_connection``: called before each new connection is opened
+(with None) and once it is open (with its socket), before anything is sent on it; a reason
+returned refuses the connection (``ConnectionVetoed``, never retried, its cause a
+``NewConnectionError``: nothing was sent). The local server uses it to make sure every
+connection reaches the server the client verified.
+
 The pools are the stock urllib3 classes with small overrides (``_new_conn`` sets the
 connection's ``response_class``; the wait bound and the queue above), so tools that patch
 urllib3's connection classes, and everything that patches ``requests.Session.send``, keep
@@ -57,6 +63,7 @@ import zlib
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import requests.adapters
+from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 __all__ = [
@@ -67,6 +74,8 @@ __all__ = [
     "MAX_REPLY_BYTES_VARIABLE",
     "BoundedAdapter",
     "BoundedReply",
+    "ConnectionCheck",
+    "ConnectionVetoed",
     "ReplyRejected",
     "max_connections",
     "max_reply_bytes",
@@ -128,6 +137,38 @@ class ReplyRejected(Exception):
         self.reason = reason
         self.headers = headers
         self.limit = limit
+
+
+#: ``check(None)`` before a new connection is opened, ``check(sock)`` once it is: None to go
+#: ahead, or the reason to refuse it.
+ConnectionCheck = Callable[[Optional[socket.socket]], Optional[str]]
+
+
+class ConnectionVetoed(Exception):
+    """A new connection refused by the client's ``check_new_connection`` before anything was
+    sent on it. Not an ``OSError``: urllib3 must not retry it; the transport reports it."""
+
+
+def _checked(conn: Any, check: ConnectionCheck) -> None:
+    """Make ``conn.connect`` ask ``check`` before connecting and once connected."""
+    connect = conn.connect
+
+    def refuse(reason: str) -> ConnectionVetoed:
+        vetoed = ConnectionVetoed(reason)
+        vetoed.__cause__ = NewConnectionError(conn, reason)  # nothing was sent
+        return vetoed
+
+    def connect_checked() -> None:
+        reason = check(None)
+        if reason is not None:
+            raise refuse(reason)
+        connect()
+        reason = check(conn.sock)
+        if reason is not None:
+            conn.close()
+            raise refuse(reason)
+
+    conn.connect = connect_checked
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -377,6 +418,8 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
     def _new_conn(self: Any) -> Any:
         conn = pool_class._new_conn(self)
         conn.response_class = reply
+        if self.check_new_connection is not None:
+            _checked(conn, self.check_new_connection)
         return conn
 
     def _get_conn(self: Any, timeout: Optional[float] = None) -> Any:
@@ -404,15 +447,25 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
             "_get_conn": _get_conn,
             "_put_conn": _put_conn,
             "QueueCls": _slot_queue(pool_class.QueueCls),
+            "check_new_connection": None,
         },
     )
 
 
-def _bound(manager: Any, max_bytes: int, wait: Optional[float]) -> None:
-    manager.pool_classes_by_scheme = {
+def _bound(
+    manager: Any, max_bytes: int, wait: Optional[float], check: Optional[ConnectionCheck]
+) -> None:
+    classes = {
         scheme: _bounded_pool(pool_class, max_bytes, wait)
         for scheme, pool_class in manager.pool_classes_by_scheme.items()
     }
+    if check is not None:  # this adapter's own classes (the cached ones are shared)
+        hook = staticmethod(check)
+        classes = {
+            scheme: type(cls.__name__, (cls,), {"check_new_connection": hook})
+            for scheme, cls in classes.items()
+        }
+    manager.pool_classes_by_scheme = classes
 
 
 class BoundedAdapter(requests.adapters.HTTPAdapter):
@@ -428,8 +481,10 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         pool_maxsize: int,
         pool_wait: Optional[float],
         max_retries: Retry,
+        check_new_connection: Optional[ConnectionCheck] = None,
     ) -> None:
         self.max_reply_bytes = max_reply_bytes
+        self.check_new_connection = check_new_connection
         self.max_connections = pool_maxsize
         self.pool_wait = pool_wait
         self._per_thread = threading.local()
@@ -454,13 +509,13 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        _bound(self.poolmanager, self.max_reply_bytes, self.pool_wait)
+        _bound(self.poolmanager, self.max_reply_bytes, self.pool_wait, self.check_new_connection)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         new = proxy not in self.proxy_manager
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if new:
-            _bound(manager, self.max_reply_bytes, self.pool_wait)
+            _bound(manager, self.max_reply_bytes, self.pool_wait, self.check_new_connection)
         return manager
 
     def forget_connections(self) -> None:

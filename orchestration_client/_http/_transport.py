@@ -48,6 +48,8 @@ from .._version import SERVER_API_VERSION, USER_AGENT
 from ._connection import (
     MAX_CONNECTIONS_VARIABLE,
     BoundedAdapter,
+    ConnectionCheck,
+    ConnectionVetoed,
     ReplyRejected,
     call_in_child_after_fork,
     max_connections,
@@ -90,6 +92,7 @@ class Transport:
         auth_string: Optional[str] = None,
         api_version: Optional[str] = None,
         httpx_settings: Optional[Mapping[str, Any]] = None,
+        check_new_connection: Optional[ConnectionCheck] = None,
     ) -> None:
         options = dict(httpx_settings or {})
         unsupported = sorted(set(options) - _httpx.SUPPORTED)
@@ -132,6 +135,7 @@ class Transport:
             # A caller beyond the cap waits for a free connection up to the connect timeout.
             pool_wait=None if self.timeout is None else self.timeout[0],
             max_retries=self._retries[True],
+            check_new_connection=check_new_connection,
         )
         self._max_retries = settings.max_retries
         self._params: Dict[str, str] = {
@@ -266,6 +270,8 @@ class Transport:
                     message, endpoint=endpoint, response=response, limit=exc.limit
                 )
             return ResponseDecodeError(message, endpoint=endpoint, response=response)
+        if isinstance(exc, ConnectionVetoed):
+            return APIConnectionError(f"Could not reach the Prefect API for {method} {url}: {exc}")
         if isinstance(exc, urllib3.exceptions.EmptyPoolError):
             return APITimeoutError(
                 f"{method} {url}: not sent: no free connection within "
