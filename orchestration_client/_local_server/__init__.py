@@ -4,63 +4,93 @@ configured anywhere, and the ASGI app server behind ``SyncPrefectClient(app)``.
 It owns discovering, starting, sharing and stopping that server, the process that runs it
 (``_guard``), its files under ``PREFECT_HOME`` and the ``python -m orchestration_client
 server`` command. It may import the standard library only (plus uvicorn and Prefect
-inside the server process): ``get_client()`` hands it what it needs from the settings. Nothing
+inside the server process): ``get_client()`` hands it what it needs from the settings
+(the server settings of the script among them), and hands the client the server's
+``check_connection``, which vets every new connection before anything is sent on it. Nothing
 imports it at module import time: it is loaded only when no URL is configured or an ASGI
 app is given.
 
-* ``_shared``: one server per ``PREFECT_HOME`` shared by every process of this user; it
-  outlives the process that started it and stops after
+* ``_shared``: one server per ``PREFECT_HOME`` (and server settings) shared by every process
+  of this user; it outlives the process that started it and stops after
   ``ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT`` seconds (default 600) with no request and no
   open client. Files and locks: ``_files``; is it really ours: ``_identity``.
 * ``_per_process``: one server per process, stopped with its last client (a timeout of 0,
-  or a platform without ``flock``/``fork``).
+  a platform without ``flock``/``fork``, or a script whose server settings differ from
+  those of a shared server that other scripts are using).
 * ``_asgi``: ``serve_app(app)`` on a thread of this process.
 * ``_notice``: the once-per-process notice that a local server is in use.
 * ``_cli``: ``status``, ``stop`` and ``start``.
 """
 
-from typing import Optional
+from typing import Mapping, Optional
 
 from ._asgi import serve_app
 from ._common import DEFAULT_STARTUP_TIMEOUT, NO_URL_MESSAGE, LocalServer, require_server_extra
-from ._notice import announce
-from ._options import IDLE_TIMEOUT_VARIABLE, idle_timeout, prefect_home, shared_server_supported
+from ._notice import announce, install
+from ._options import (
+    IDLE_TIMEOUT_VARIABLE,
+    idle_timeout,
+    is_server_setting,
+    prefect_home,
+    shared_server_supported,
+)
 
-__all__ = ["NO_URL_MESSAGE", "LocalServer", "serve_app", "server_for_client"]
+__all__ = ["NO_URL_MESSAGE", "LocalServer", "is_server_setting", "serve_app", "server_for_client"]
 
 
-def server_for_client(missing: str, startup_timeout: Optional[float]) -> LocalServer:
+def server_for_client(
+    missing: str, startup_timeout: Optional[float], settings: Optional[Mapping[str, str]] = None
+) -> LocalServer:
     """The local server a client without an API URL should use; ``missing`` says where a
-    URL was looked for, for the notice. ``ValueError`` if the ``server`` extra is missing or
-    the idle timeout is malformed; ``RuntimeError`` if the server cannot start."""
+    URL was looked for, for the notice; ``settings`` are this process's server settings
+    (``is_server_setting`` names, with their values), which a shared server must run with.
+    ``ValueError`` if the ``server`` extra is missing or the idle timeout is malformed;
+    ``RuntimeError`` or ``OSError`` (saying what to do) if no server can be had. A server
+    this call started or joined is let go again if the call fails."""
     idle = idle_timeout()
     require_server_extra()
+    install()  # what happens on the way (a server stopped, replaced) is visible too
     timeout = startup_timeout or DEFAULT_STARTUP_TIMEOUT
     if idle == 0 or not shared_server_supported():
-        from ._per_process import per_process_server
-
-        server = per_process_server(timeout)
         why = f"{IDLE_TIMEOUT_VARIABLE}=0" if idle == 0 else "no shared server on this platform"
+        return _own_server(missing, timeout, why)
+
+    from ._shared import Fallback, connect, stop_command
+
+    home = prefect_home()
+    shared = connect(home, idle, timeout, settings)
+    if isinstance(shared, Fallback):
+        return _own_server(missing, timeout, shared.reason)
+    try:
+        record = shared.record
+        if shared.started_in is not None:
+            what = f"started a local Prefect server at {record.url} in {shared.started_in:.1f} s"
+        else:
+            what = f"using the local Prefect server at {record.url}"
+        note = f" {shared.note}" if shared.note else ""
+        announce(
+            f"{missing}; {what} (pid {record.pid}, data in {home}). It is shared by your "
+            f"scripts and stops after {record.idle_timeout:g} s with no request and no open "
+            f"client; to stop it now: {stop_command()}.{note}",
+            key=f"{missing}\0{record.url}\0{note}",
+        )
+    except BaseException:
+        shared.stop()
+        raise
+    return shared
+
+
+def _own_server(missing: str, timeout: float, why: str) -> LocalServer:
+    from ._per_process import per_process_server
+
+    server = per_process_server(timeout)
+    try:
         announce(
             f"{missing}; using a local Prefect server at {server.api_url} for this process "
             f"only ({why}); it stops when the last client closes",
-            key=f"{missing}\0{server.api_url}",
+            key=f"{missing}\0{server.api_url}\0{why}",
         )
-        return server
-
-    from ._shared import connect, stop_command
-
-    home = prefect_home()
-    shared = connect(home, idle, timeout)
-    record = shared.record
-    if shared.started_in is not None:
-        what = f"started a local Prefect server at {record.url} in {shared.started_in:.1f} s"
-    else:
-        what = f"using the local Prefect server at {record.url}"
-    announce(
-        f"{missing}; {what} (pid {record.pid}, data in {home}). It is shared by your scripts "
-        f"and stops after {record.idle_timeout:g} s with no request and no open client; to "
-        f"stop it now: {stop_command()}",
-        key=f"{missing}\0{record.url}",
-    )
-    return shared
+    except BaseException:
+        server.stop()
+        raise
+    return server

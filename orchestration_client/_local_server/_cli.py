@@ -7,13 +7,15 @@
   also when none was running.
 * ``start``: start it now, or find it running (``ORCHESTRATION_CLIENT_SERVER_IDLE_TIMEOUT``
   applies), and print its URL; handy to pay the start-up time before a batch of scripts.
-  Needs the ``server`` extra.
+  It gets the server settings a script in this directory would have (``server_settings``,
+  passed in by ``__main__``). Needs the ``server`` extra.
 """
 
 import argparse
+import os
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, List, Mapping, Optional
 
 from ._options import IDLE_TIMEOUT_VARIABLE, prefect_home
 
@@ -45,7 +47,7 @@ def _status(home: str) -> int:
           "request and no open client)")  # fmt: skip
     print(f"  running for:    {_age(time.time() - record.started_at)}")
     print(f"  python:         {record.python}")
-    print(f"  log:            {_files.paths(home).log}")
+    print(f"  log:            {os.path.join(home, _files.DIRECTORY, _files.LOG)}")
     print(f"  stop it with:   {stop_command()}")
     return 0
 
@@ -57,10 +59,10 @@ def _stop(home: str) -> int:
     return 0
 
 
-def _start(home: str) -> int:
+def _start(home: str, settings: Mapping[str, str]) -> int:
     from ._common import DEFAULT_STARTUP_TIMEOUT, require_server_extra
     from ._options import idle_timeout, shared_server_supported
-    from ._shared import connect
+    from ._shared import Fallback, connect
 
     idle = idle_timeout()
     if idle == 0:
@@ -71,17 +73,25 @@ def _start(home: str) -> int:
         print("the shared local server needs fcntl and fork (POSIX)", file=sys.stderr)
         return 2
     require_server_extra()
-    server = connect(home, idle, DEFAULT_STARTUP_TIMEOUT)
+    server = connect(home, idle, DEFAULT_STARTUP_TIMEOUT, settings)
+    if isinstance(server, Fallback):
+        print(f"not started: {server.reason}", file=sys.stderr)
+        return 1
     try:
         done = "started" if server.started_in is not None else "already running:"
         print(f"{done} {server.record.url} (pid {server.record.pid}; stops after "
               f"{server.record.idle_timeout:g} s with no request and no open client)")  # fmt: skip
+        if server.note:
+            print(server.note)
     finally:
         server.stop()
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(
+    argv: Optional[List[str]] = None,
+    server_settings: Optional[Callable[[], Mapping[str, str]]] = None,
+) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m orchestration_client",
         description="Manage the local Prefect server that orchestration_client starts when "
@@ -100,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _status(home)
         if arguments.action == "stop":
             return _stop(home)
-        return _start(home)
+        return _start(home, server_settings() if server_settings else {})
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

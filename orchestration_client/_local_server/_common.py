@@ -3,6 +3,7 @@ no server can be had, and the check that the ``server`` extra is installed."""
 
 import importlib.util
 import logging
+import socket
 from typing import Optional
 
 __all__ = [
@@ -38,6 +39,12 @@ class LocalServer:
 
     def stop(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def check_connection(self, sock: Optional[socket.socket]) -> Optional[str]:
+        """Called by the client before it opens a new connection to this server (``sock``
+        None) and once it is open, before anything is sent on it: None to go ahead, or
+        why not (the client then fails the call at once, and sends nothing)."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(api_url={self.api_url!r})"

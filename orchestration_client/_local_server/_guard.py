@@ -13,16 +13,25 @@ However the parent ends (exit, SIGTERM, SIGKILL, OOM kill), the server ends too:
   parent started the server from its main thread (the signal follows the thread that
   forked, so it is not used from other threads).
 
-``_guard.py --shared --directory D --socket-fd N --lock-fd M --idle-timeout T
---startup-timeout S --id I``: the shared server of one ``PREFECT_HOME``, which outlives the
-process that started it. It forks once and starts a session of its own (so it is nobody's
-child and no terminal's), serves Prefect's API on the listening socket it was handed,
-behind ``Guarded``: every request must carry the credential (from
+``_guard.py --shared --directory D --id I --directory-fd F --socket-fd N --lock-fd M
+--pid-fd P --idle-timeout T --startup-timeout S``: the shared server of one ``PREFECT_HOME``,
+which outlives the process that started it. It forks once, writes the pid of its child to
+descriptor P (so the starter knows which process to end if the start fails) and the child
+starts a session of its own (so it is nobody's child and no terminal's). It reaches its
+files only through the directory descriptor F that the starter opened and checked
+(``_files``), serves Prefect's API on the listening socket it was handed, behind
+``Guarded``: every request must carry the credential (from
 ``PREFECT_SERVER_API_AUTH_STRING``) as Basic auth, and each one is stamped. It inherits the
 start lock (``_files``) and keeps it until it has written its credential and record, so
-nobody else starts a server meanwhile and a crash during start frees the lock. A watchdog
-stops it after T seconds without requests, once no process holds the clients lock; the
-record is removed first, and again on any other way out (SIGTERM included).
+nobody else starts a server meanwhile and a crash during start frees the lock. If it is not
+serving within S seconds plus a margin for the imports, it ends itself, whatever it was
+stuck in. It holds an ``flock`` on its credential file for as long as it runs (how a
+process in another pid namespace tells that it is alive). A watchdog stops it after T
+seconds without requests, once no process holds the clients lock; the record is removed
+first, and again on any other way out (SIGTERM included).
+
+Both kinds run with umask 077: the database and every other file Prefect creates for them
+are readable by this user only.
 """
 
 import base64
@@ -40,6 +49,10 @@ from typing import Any, Awaitable, Callable, Dict, List, MutableMapping
 GRACE_SECONDS = 5.0
 #: How long a server that was told to stop may take before it is ended by force.
 STOP_SECONDS = 30.0
+#: On top of the startup timeout: Prefect's imports come before uvicorn's own clock runs.
+IMPORT_MARGIN = 30.0
+#: Passed by the starter: the salted hashes of the server settings it was started with.
+FINGERPRINT_VARIABLE = "ORCHESTRATION_CLIENT_SERVER_FINGERPRINT"
 _PR_SET_PDEATHSIG = 1
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -109,6 +122,7 @@ def _watch(parent_pid: int) -> None:
 
 
 def _serve_for_parent(argv: List[str]) -> None:
+    os.umask(0o077)
     parent_pid, pdeathsig, uvicorn_args = int(argv[1]), argv[2] == "1", argv[3:]
     if pdeathsig:
         _set_parent_death_signal()
@@ -220,27 +234,47 @@ def _options(argv: List[str]) -> Dict[str, str]:
     return options
 
 
-def _detach() -> None:
-    """Fork once and lead a new session: the starting process's Popen ends at once, and
-    this server is reparented, in no process group or terminal of the caller's."""
-    if os.fork() > 0:
-        os._exit(0)
+def _detach(pid_fd: int) -> None:
+    """Fork once and lead a new session: the starting process's Popen ends at once (after
+    writing the child's pid to ``pid_fd``), and this server is reparented, in no process
+    group or terminal of the caller's."""
+    child = os.fork()
+    if child > 0:
+        try:
+            os.write(pid_fd, f"{child}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(pid_fd)
     os.setsid()
 
 
+def _end_unless_published(published: threading.Event, seconds: float) -> None:
+    """Whatever the server is stuck in (an import, a migration, a lock), it ends once
+    ``seconds`` have passed without its record being published."""
+    if published.wait(seconds):
+        return
+    _say(f"not serving after {seconds:g} s: ending now")
+    _end_all(signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+    os._exit(3)
+
+
 class _Watchdog:
-    def __init__(self, server: Any, guarded: Guarded, files: Any, options: Dict[str, str],
-                 auth_string: str, lock_fd: int) -> None:  # fmt: skip
+    def __init__(self, server: Any, guarded: Guarded, files: Any, directory: Any,
+                 options: Dict[str, str], auth_string: str, lock_fd: int,
+                 published: threading.Event) -> None:  # fmt: skip
         self.server = server
         self.guarded = guarded
         self.files = files
-        self.where = files.paths(os.path.dirname(options["directory"]))
+        self.directory = directory
         self.server_id = options["id"]
         self.idle_timeout = float(options["idle-timeout"])
         self.startup_timeout = float(options["startup-timeout"])
         self.auth_string = auth_string
         self.lock_fd = lock_fd
+        self.published = published
+        self.fingerprint: Dict[str, Any] = {"settings": {}, "salt": ""}
         self.port = 0
+        self.credential_fd = -1
 
     def run(self) -> None:
         try:
@@ -251,7 +285,7 @@ class _Watchdog:
             _say(f"still running {STOP_SECONDS:g} s after being told to stop: ending now")
         except BaseException as exc:  # never leave a server that nobody can find
             _say(f"watchdog failed ({type(exc).__name__}: {exc}): ending now")
-        self.files.remove_if_ours(self.where, self.server_id)
+        self.directory.remove_if_ours(self.server_id)
         os._exit(3)
 
     def _wait_until_started(self) -> None:
@@ -262,19 +296,30 @@ class _Watchdog:
             time.sleep(0.01)
 
     def _publish(self) -> None:
+        import fcntl
         import json
 
+        files, directory = self.files, self.directory
         version = str(_load_sibling("_options").installed_prefect_version() or "unknown")
-        self.files.write_private(
-            self.where.credential,
+        directory.write_private(
+            files.CREDENTIAL,
             json.dumps({"id": self.server_id, "auth_string": self.auth_string}) + "\n",
         )
-        record = self.files.Record(
+        # Held until this process ends: the sign of life a process of another pid
+        # namespace can see (it cannot look this pid up).
+        self.credential_fd = directory.open_file(files.CREDENTIAL, os.O_RDONLY)
+        fcntl.flock(self.credential_fd, fcntl.LOCK_EX)
+        machine = _load_sibling("_identity").here()
+        record = files.Record(
             id=self.server_id, url=f"http://127.0.0.1:{self.port}/api", port=self.port,
             pid=os.getpid(), prefect_version=version, idle_timeout=self.idle_timeout,
-            started_at=time.time(), python=sys.executable,
+            started_at=time.time(), python=sys.executable, boot_id=machine.boot_id,
+            pid_namespace=machine.pid_namespace, hostname=machine.hostname,
+            settings=dict(self.fingerprint.get("settings") or {}),
+            salt=str(self.fingerprint.get("salt") or ""),
         )  # fmt: skip
-        self.files.write_private(self.where.record, record.to_json())
+        directory.write_private(files.RECORD, record.to_json())
+        self.published.set()
         os.close(self.lock_fd)  # others may now find it (the start lock is released)
         self.guarded.last_request = time.monotonic()  # idle from now, not from the import
         _say(f"serving {record.url} (Prefect {version}; idle timeout {self.idle_timeout:g} s)")
@@ -288,34 +333,47 @@ class _Watchdog:
             idle = time.monotonic() - self.guarded.last_request
             if self.guarded.in_flight or idle < self.idle_timeout or self.idle_timeout <= 0:
                 continue
-            clients = self.files.acquire(self.where.clients_lock, shared=False, deadline=None)
+            clients = self.directory.lock(self.files.CLIENTS_LOCK, shared=False, deadline=None)
             if clients is None:
                 continue  # a process still has a client open: it may call at any time
             try:
-                self.files.remove_if_ours(self.where, self.server_id)
+                self.directory.remove_if_ours(self.server_id)
             finally:
                 os.close(clients)
             _say(f"no request for {idle:.0f} s and no client open: stopping")
             self.server.should_exit = True
             return
-        self.files.remove_if_ours(self.where, self.server_id)  # told to stop (SIGTERM)
+        self.directory.remove_if_ours(self.server_id)  # told to stop (SIGTERM)
 
 
 def _serve_shared(argv: List[str]) -> None:
+    import json
+
+    os.umask(0o077)  # the database and everything else Prefect creates: this user's only
     options = _options(argv)
     auth_string = os.environ.get("PREFECT_SERVER_API_AUTH_STRING", "")
     if not auth_string:
         raise SystemExit("PREFECT_SERVER_API_AUTH_STRING is required")
-    lock_fd, socket_fd = int(options["lock-fd"]), int(options["socket-fd"])
-    _detach()
-    for descriptor in (lock_fd, socket_fd):
+    fingerprint = json.loads(os.environ.pop(FINGERPRINT_VARIABLE, "") or "{}")
+    descriptors = [int(options[name]) for name in ("lock-fd", "socket-fd", "directory-fd")]
+    lock_fd, socket_fd, directory_fd = descriptors
+    _detach(int(options["pid-fd"]))
+    for descriptor in descriptors:
         os.set_inheritable(descriptor, False)  # nothing this server starts may hold them
+    os.fchdir(directory_fd)  # the checked directory: no settings file of anyone else's here
     _unshadow()
     files = _load_sibling("_files")
     identity = _load_sibling("_identity")
+    directory = files.Directory(os.path.dirname(options["directory"]), directory_fd)
+    server_id = options["id"]
+    published = threading.Event()
+    limit = float(options["startup-timeout"]) + IMPORT_MARGIN
+    threading.Thread(
+        target=_end_unless_published, args=(published, limit),
+        name="startup deadline", daemon=True,
+    ).start()  # fmt: skip
     listener = socket.socket(fileno=socket_fd)
     port = listener.getsockname()[1]
-    where = files.paths(os.path.dirname(options["directory"]))
 
     import uvicorn
 
@@ -330,11 +388,13 @@ def _serve_shared(argv: List[str]) -> None:
     config = uvicorn.Config(application, factory=True, lifespan="on", log_level="error")
     config.load()  # builds the app now: the watchdog needs the middleware
     server = uvicorn.Server(config)
-    watchdog = _Watchdog(server, holder["app"], files, options, auth_string, lock_fd)
+    watchdog = _Watchdog(server, holder["app"], files, directory, options, auth_string,
+                         lock_fd, published)  # fmt: skip
     watchdog.port = port
+    watchdog.fingerprint = fingerprint
 
     def forget() -> None:  # the record goes before anything else stops
-        files.remove_if_ours(where, options["id"])
+        directory.remove_if_ours(server_id)
         _say("shutting down")
 
     holder["app"].on_shutdown = forget
@@ -342,7 +402,7 @@ def _serve_shared(argv: List[str]) -> None:
     try:
         server.run(sockets=[listener])
     finally:
-        files.remove_if_ours(where, options["id"])
+        directory.remove_if_ours(server_id)
         _say("stopped")
 
 

@@ -13,6 +13,7 @@ passes through the logger's level and filters first, so any of these silences it
     logging.disable(logging.WARNING)
 """
 
+import contextlib
 import logging
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Optional, Set
 
 from ._common import logger
 
-__all__ = ["announce"]
+__all__ = ["announce", "install"]
 
 _announced: Set[str] = set()
 _lock = threading.Lock()
@@ -38,8 +39,8 @@ class _StderrWhenUnhandled(logging.Handler):
         try:
             stream.write(f"orchestration_client: {record.getMessage()}\n")
             stream.flush()
-        except Exception:
-            self.handleError(record)
+        except Exception:  # stderr closed or broken: nowhere to say it, and never an error
+            pass
 
 
 def _handled_elsewhere(start: logging.Logger) -> bool:
@@ -53,16 +54,20 @@ def _handled_elsewhere(start: logging.Logger) -> bool:
     return False
 
 
-def _install() -> None:
-    if not any(isinstance(h, _StderrWhenUnhandled) for h in logger.handlers):
-        logger.addHandler(_StderrWhenUnhandled(logging.WARNING))
+def install() -> None:
+    """Make sure messages reach stderr when nothing else would show them (see above)."""
+    with _lock:
+        if not any(isinstance(h, _StderrWhenUnhandled) for h in logger.handlers):
+            logger.addHandler(_StderrWhenUnhandled(logging.WARNING))
 
 
 def announce(message: str, key: str) -> None:
-    """Log ``message`` at WARNING, once per process for each ``key``."""
+    """Log ``message`` at WARNING, once per process for each ``key``. Never raises: a
+    handler that fails (a closed stream) must not fail the call that had something to say."""
     with _lock:
         if key in _announced:
             return
         _announced.add(key)
-        _install()
-    logger.warning("%s", message)
+    install()
+    with contextlib.suppress(Exception):
+        logger.warning("%s", message)

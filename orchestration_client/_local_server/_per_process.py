@@ -32,6 +32,14 @@ def _free_port() -> int:
         return port
 
 
+def _is_open(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
 def _healthy(api_url: str) -> bool:
     try:
         with urllib.request.urlopen(api_url + "/health", timeout=1) as reply:
@@ -53,6 +61,9 @@ class _SubprocessServer(LocalServer):
                 self._command(port),
                 env=self._environment(),
                 stdin=subprocess.PIPE,
+                # A standard descriptor this process closed is /dev/null for the server.
+                stdout=None if _is_open(1) else subprocess.DEVNULL,
+                stderr=None if _is_open(2) else subprocess.DEVNULL,
                 start_new_session=True,
             )
             deadline = started + timeout
@@ -113,6 +124,13 @@ class _SubprocessServer(LocalServer):
         self._terminate()
         logger.info("stopped the local Prefect server at %s", self.api_url)
 
+    def ended(self) -> Optional[str]:
+        """None while the server runs; else how it ended."""
+        code = self._process.poll()
+        if code is None:
+            return None
+        return f"it ended with exit code {code}" if code >= 0 else f"it was ended by signal {-code}"
+
 
 class _SharedServer(LocalServer):
     """A reference to the process-wide subprocess server; the last ``stop()`` ends it."""
@@ -124,12 +142,27 @@ class _SharedServer(LocalServer):
     def __init__(self, timeout: float) -> None:
         cls = type(self)
         with cls._lock:
+            if cls._server is not None and cls._server.ended() is not None:
+                # Killed from outside: its clients fail at once; new ones get a new server.
+                cls._server, cls._users = None, 0
             if cls._server is None:
                 cls._server = _SubprocessServer(timeout)
                 atexit.register(cls._stop_now)
             cls._users += 1
-            super().__init__(cls._server.api_url)
+            server: _SubprocessServer = cls._server
+            self._mine = server
+            super().__init__(server.api_url)
         self._stopped = False
+
+    def check_connection(self, sock: Optional[socket.socket]) -> Optional[str]:
+        ended = self._mine.ended() if sock is None else None
+        if ended is None:
+            return None
+        return (
+            f"the local Prefect server of this process ({self.api_url}, pid "
+            f"{self._mine._process.pid}) is no longer running ({ended}); nothing was sent. "
+            "Call get_client() again for a client of a new one."
+        )
 
     def stop(self) -> None:
         cls = type(self)
@@ -137,9 +170,16 @@ class _SharedServer(LocalServer):
             if self._stopped:
                 return
             self._stopped = True
-            cls._users -= 1
-            if cls._users > 0:
-                return
+            if self._mine is not cls._server:  # it ended and was replaced
+                ended: Optional[_SubprocessServer] = self._mine
+            else:
+                ended = None
+                cls._users -= 1
+                if cls._users > 0:
+                    return
+        if ended is not None:
+            ended.stop()
+            return
         cls._stop_now()
 
     @classmethod

@@ -69,100 +69,178 @@ def test_the_stop_command_names_a_home_from_the_environment() -> None:
 
 
 def record(**changes: object) -> str:
-    value = {"format": 1, "id": "abc", "url": "http://127.0.0.1:4321/api", "port": 4321,
+    value = {"format": 2, "id": "abc", "url": "http://127.0.0.1:4321/api", "port": 4321,
              "pid": 12, "prefect_version": "3.9.1", "idle_timeout": 600.0,
-             "started_at": 1.0, "python": "/usr/bin/python3"}
+             "started_at": 1.0, "python": "/usr/bin/python3", "boot_id": "b", "pid_namespace": "p",
+             "hostname": "h", "settings": {}, "salt": "s"}
     value.update(changes)
     return json.dumps(value)
 
 
+def directory(home: pathlib.Path) -> _files.Directory:
+    opened = _files.Directory.open(str(home), create=True)
+    assert opened is not None
+    return opened
+
+
 def test_a_record_is_believed_only_when_well_formed_and_private(tmp_path: pathlib.Path) -> None:
-    where = _files.paths(str(tmp_path))
-    assert _files.private_directory(where.directory, create=True)
-    _files.write_private(where.record, record())
-    found = _files.read_record(where)
+    where = directory(tmp_path)
+    where.write_private(_files.RECORD, record())
+    found = where.read_record()
     assert found is not None and found.port == 4321 and found.pid == 12
     for bad in [record(url="http://10.0.0.1:4321/api"), record(url="http://127.0.0.1:1/api"),
-                record(port="4321"), record(pid=0), record(format=2), record(idle_timeout="x"),
-                "{not json", "[]", json.dumps({"format": 1})]:
-        _files.write_private(where.record, bad)
-        assert _files.read_record(where) is None, bad
-    _files.write_private(where.record, record())
-    os.chmod(where.record, 0o644)
-    assert _files.read_record(where) is None, "a record others could have written is ignored"
+                record(port="4321"), record(pid=0), record(format=1), record(idle_timeout="x"),
+                record(settings=[]), record(settings={"A": 1}), "{not json", "[]",
+                json.dumps({"format": 2})]:
+        where.write_private(_files.RECORD, bad)
+        assert where.read_record() is None, bad
+    where.write_private(_files.RECORD, record())
+    os.chmod(tmp_path / _files.DIRECTORY / _files.RECORD, 0o644)
+    assert where.read_record() is None, "a record others could have written is ignored"
 
 
 def test_a_credential_is_read_only_for_its_server_and_only_if_private(tmp_path: pathlib.Path) -> None:
-    where = _files.paths(str(tmp_path))
-    _files.private_directory(where.directory, create=True)
-    assert _files.read_credential(where, "abc") is None
-    _files.write_private(where.credential, json.dumps({"id": "abc", "auth_string": "local:s"}))
-    assert os.stat(where.credential).st_mode & 0o777 == 0o600
-    assert _files.read_credential(where, "abc") == "local:s"
-    assert _files.read_credential(where, "other") is None
-    os.chmod(where.credential, 0o640)
-    assert _files.read_credential(where, "abc") is None
+    where = directory(tmp_path)
+    assert where.read_credential("abc") is None
+    where.write_private(_files.CREDENTIAL, json.dumps({"id": "abc", "auth_string": "local:s"}))
+    path = tmp_path / _files.DIRECTORY / _files.CREDENTIAL
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert where.read_credential("abc") == "local:s"
+    assert where.read_credential("other") is None
+    os.chmod(path, 0o640)
+    assert where.read_credential("abc") is None
 
 
 def test_remove_if_ours_keeps_another_servers_files(tmp_path: pathlib.Path) -> None:
-    where = _files.paths(str(tmp_path))
-    _files.private_directory(where.directory, create=True)
-    _files.write_private(where.record, record(id="new"))
-    _files.write_private(where.credential, json.dumps({"id": "new", "auth_string": "x"}))
-    _files.remove_if_ours(where, "old")
-    assert os.path.exists(where.record) and os.path.exists(where.credential)
-    _files.remove_if_ours(where, "new")
-    assert not os.path.exists(where.record) and not os.path.exists(where.credential)
+    where = directory(tmp_path)
+    where.write_private(_files.RECORD, record(id="new"))
+    where.write_private(_files.CREDENTIAL, json.dumps({"id": "new", "auth_string": "x"}))
+    where.remove_if_ours("old")
+    assert {p.name for p in (tmp_path / _files.DIRECTORY).iterdir()} == {"server.json", "credential"}
+    where.remove_if_ours("new")
+    assert list((tmp_path / _files.DIRECTORY).iterdir()) == []
 
 
 def test_the_directory_is_private_and_must_be_ours(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    where = _files.paths(str(tmp_path / "new-home"))
-    assert not _files.private_directory(where.directory, create=False)
-    assert _files.private_directory(where.directory, create=True)
-    assert os.stat(where.directory).st_mode & 0o777 == 0o700
-    os.chmod(where.directory, 0o777)
-    assert _files.private_directory(where.directory, create=False)
-    assert os.stat(where.directory).st_mode & 0o777 == 0o700
-    monkeypatch.setattr(os, "geteuid", lambda: os.stat(where.directory).st_uid + 1)
+    home = tmp_path / "new-home"
+    assert _files.Directory.open(str(home), create=False) is None
+    assert not home.exists(), "looking creates nothing"
+    directory(home).close()
+    assert os.stat(home).st_mode & 0o777 == 0o700, "a PREFECT_HOME made here is private"
+    path = home / _files.DIRECTORY
+    assert os.stat(path).st_mode & 0o777 == 0o700
+    os.chmod(path, 0o777)
+    opened = _files.Directory.open(str(home), create=False)
+    assert opened is not None
+    opened.close()
+    assert os.stat(path).st_mode & 0o777 == 0o700
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(path).st_uid + 1)
     with pytest.raises(PermissionError, match="belongs to another user"):
-        _files.private_directory(where.directory, create=True)
+        _files.Directory.open(str(home), create=True)
     monkeypatch.undo()
-    plain = tmp_path / "plain" / _files.DIRECTORY
-    plain.parent.mkdir()
-    plain.write_text("")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / _files.DIRECTORY).write_text("")
     with pytest.raises(PermissionError, match="must be a directory"):
-        _files.private_directory(str(plain), create=True)
+        _files.Directory.open(str(plain), create=True)
+
+
+def test_a_symbolic_link_is_never_followed(tmp_path: pathlib.Path) -> None:
+    """Defect 1 (writable_home_symlink_clobber): nothing is read or written through a link,
+    whether it stands for the directory or for a file in it."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / _files.DIRECTORY).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(PermissionError, match="not a symbolic link"):
+        _files.Directory.open(str(linked), create=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    where = directory(tmp_path / "home")
+    os.symlink(victim, tmp_path / "home" / _files.DIRECTORY / _files.LOG)
+    os.symlink(victim, tmp_path / "home" / _files.DIRECTORY / _files.START_LOCK)
+    with pytest.raises(PermissionError):
+        where.lock(_files.START_LOCK, shared=False, deadline=None)
+    log = where.open_log()  # the link is moved aside as the previous log; a new file is made
+    os.write(log, b"server output")
+    os.close(log)
+    assert victim.read_text() == "precious"
+    assert os.path.islink(tmp_path / "home" / _files.DIRECTORY / (_files.LOG + ".1"))
+    os.symlink(victim, tmp_path / "home" / _files.DIRECTORY / _files.RECORD)
+    assert where.read_record() is None
+
+
+def test_every_file_goes_to_the_directory_that_was_checked(tmp_path: pathlib.Path) -> None:
+    """Defect 1: the directory renamed away after it was opened and another put in its place
+    (as anyone who may write PREFECT_HOME can do): writes still land in the checked one."""
+    home = tmp_path / "home"
+    where = directory(home)
+    (home / _files.DIRECTORY).rename(home / "moved")
+    (home / _files.DIRECTORY).mkdir(mode=0o700)
+    where.write_private(_files.CREDENTIAL, json.dumps({"id": "abc", "auth_string": "local:s"}))
+    lock = where.lock(_files.CLIENTS_LOCK, shared=True, deadline=None)
+    assert lock is not None
+    os.close(lock)
+    assert sorted(p.name for p in (home / "moved").iterdir()) == ["clients.lock", "credential"]
+    assert list((home / _files.DIRECTORY).iterdir()) == []
+    assert where.read_credential("abc") == "local:s"
+
+
+def test_a_home_everyone_may_write_is_refused(tmp_path: pathlib.Path) -> None:
+    """Defect 1: in a PREFECT_HOME any user may write, they could plant the database (or
+    swap the server's directory); the shared server refuses it, saying what to do."""
+    home = tmp_path / "shared"
+    home.mkdir()
+    home.chmod(0o777)
+    with pytest.raises(PermissionError, match=r"writable by every user.*chmod o-w .*PREFECT_API_URL"):
+        _files.Directory.open(str(home), create=True)
+    assert list(home.iterdir()) == []
+    home.chmod(0o775)  # a group of one's own (user private groups) is fine
+    directory(home).close()
+
+
+def test_errors_say_where_and_what_to_do(tmp_path: pathlib.Path) -> None:
+    """Defect 12 (read_only_home_error), without a read-only mount: a PREFECT_HOME below a
+    plain file cannot be made."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError) as raised:
+        _files.Directory.open(str(tmp_path / "file" / "home"), create=True)
+    message = str(raised.value)
+    assert f"could not create {tmp_path / 'file' / 'home'}" in message
+    assert "PREFECT_HOME" in message and "PREFECT_API_URL" in message
 
 
 def test_locks_exclude_each_other_and_wait_until_a_deadline(tmp_path: pathlib.Path) -> None:
-    path = str(tmp_path / "lock")
-    first = _files.acquire(path, shared=True, deadline=None)
-    second = _files.acquire(path, shared=True, deadline=None)
+    where = directory(tmp_path)
+    first = where.lock("lock", shared=True, deadline=None)
+    second = where.lock("lock", shared=True, deadline=None)
     assert first is not None and second is not None, "shared holds coexist"
     began = time.monotonic()
-    assert _files.acquire(path, shared=False, deadline=began + 0.2) is None
+    assert where.lock("lock", shared=False, deadline=began + 0.2) is None
     assert time.monotonic() - began >= 0.2
     os.close(first)
     os.close(second)
-    exclusive = _files.acquire(path, shared=False, deadline=None)
+    exclusive = where.lock("lock", shared=False, deadline=None)
     assert exclusive is not None
-    assert _files.acquire(path, shared=True, deadline=None) is None
+    assert where.lock("lock", shared=True, deadline=None) is None
     os.close(exclusive)
 
 
 def test_a_lock_dies_with_its_process(tmp_path: pathlib.Path) -> None:
-    path = str(tmp_path / "lock")
+    where = directory(tmp_path)
+    path = str(tmp_path / _files.DIRECTORY / "lock")
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
                                "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\n"
                                "time.sleep(600)\n", path], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-    assert _files.acquire(path, shared=True, deadline=None) is None
+    assert where.lock("lock", shared=True, deadline=None) is None
     holder.kill()
     holder.wait()
-    descriptor = _files.acquire(path, shared=False, deadline=time.monotonic() + 10)
+    descriptor = where.lock("lock", shared=False, deadline=time.monotonic() + 10)
     assert descriptor is not None
     os.close(descriptor)
 
@@ -184,6 +262,133 @@ def test_identity_of_processes_and_listening_sockets(tmp_path: pathlib.Path) -> 
     child.kill()
     child.wait()
     assert not _identity.running(child.pid)
+
+
+def test_only_listeners_a_client_can_reach_count() -> None:
+    """Defect 2 (other_address_listener_kills_server): another program listening on our port
+    number at [::1] or 127.0.0.2 receives nothing of ours and changes nothing; one that could
+    take connections to 127.0.0.1 (a wildcard address) does."""
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen(1)
+        port = mine.getsockname()[1]
+        others = subprocess.Popen([sys.executable, "-c", OTHER_ADDRESSES, str(port)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert others.stdout is not None and others.stdout.readline() == "listening\n"
+            assert _identity.owns_port(os.getpid(), port) is True
+        finally:
+            others.kill()
+            others.wait()
+    with socket.socket() as wildcard:
+        wildcard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        wildcard.bind(("0.0.0.0", 0))
+        wildcard.listen(1)
+        assert _identity.owns_port(os.getppid(), wildcard.getsockname()[1]) is False
+
+
+OTHER_ADDRESSES = """
+import socket, sys, time
+port = int(sys.argv[1])
+six = socket.socket(socket.AF_INET6)
+six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+six.bind(("::1", port))
+six.listen()
+four = socket.socket()
+four.bind(("127.0.0.2", port))
+four.listen()
+print("listening", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_server_guard_is_recognised_by_its_directory_as_bytes(tmp_path: pathlib.Path) -> None:
+    """Defect 8 (non_utf8_home_orphans): a directory that is not UTF-8 is compared as the
+    bytes it is, so its server is found (and can be stopped)."""
+    directory_name = os.path.join(str(tmp_path), "caf\udce9", _files.DIRECTORY)
+    fake = tmp_path / _identity.GUARD_NAME
+    fake.write_text("import time; time.sleep(60)\n")
+    guard = subprocess.Popen([sys.executable, str(fake), "--shared",
+                              *_identity.guard_arguments(directory_name, "abc")])
+    try:
+        deadline = time.monotonic() + 10
+        while not _identity.is_our_server(guard.pid, directory_name, "abc"):
+            assert time.monotonic() < deadline, "not recognised"
+            time.sleep(0.05)
+        assert not _identity.is_our_server(guard.pid, directory_name, "abd")
+        assert not _identity.is_our_server(guard.pid, directory_name.replace("\udce9", "\ufffd"))
+        assert guard.pid in _identity.servers_for(directory_name)
+    finally:
+        guard.kill()
+        guard.wait()
+
+
+def test_the_installed_version_is_read_again_after_an_upgrade(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running process sees an upgrade of Prefect made while it runs (it would
+    otherwise take the new server for another version, and replace it)."""
+    (tmp_path / "prefect").mkdir()
+    (tmp_path / "prefect" / "__init__.py").write_text("")
+    (tmp_path / "prefect-3.8.0.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "prefect", raising=False)
+    assert _options.installed_prefect_version() == "3.8.0"
+    (tmp_path / "prefect-3.8.0.dist-info").rename(tmp_path / "prefect-3.9.1.dist-info")
+    assert _options.installed_prefect_version() == "3.9.1"
+
+
+@pytest.mark.parametrize("version, than, expected", [
+    ("3.9.1", "3.4.25", True), ("3.4.25", "3.9.1", False), ("3.10.0", "3.9.9", True),
+    ("3.9.1", "3.9.1", None), ("3.9.1rc1", "3.9.1", None), ("unknown", "3.9.1", None),
+])
+def test_versions_are_ordered_by_release(version: str, than: str, expected: "bool | None") -> None:
+    assert _options.newer(version, than) is expected
+
+
+def test_server_settings_are_compared_by_salted_hashes(tmp_path: pathlib.Path) -> None:
+    """Defect 5 (server_settings_of_first_script_win): what tells two scripts' servers apart."""
+    assert _options.is_server_setting("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+    assert _options.is_server_setting("PREFECT_API_DATABASE_CONNECTION_URL")
+    assert _options.is_server_setting("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED")
+    for name in ("PREFECT_API_URL", "PREFECT_CLIENT_MAX_RETRIES", "PREFECT_SERVER_API_AUTH_STRING",
+                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "PREFECT_SERVER_UI_ENABLED",
+                 "PREFECT_HOME", "HOME"):
+        assert not _options.is_server_setting(name), name
+    secret = "postgresql+asyncpg://u:hunter2@db/prefect"
+    recorded = _options.fingerprint({"PREFECT_SERVER_DATABASE_CONNECTION_URL": secret}, "salt")
+    assert "hunter2" not in json.dumps(recorded)
+    assert recorded != _options.fingerprint({"PREFECT_SERVER_DATABASE_CONNECTION_URL": secret}, "x")
+    assert _options.differing_settings(recorded, "salt", {
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": secret}) == []
+    assert _options.differing_settings(recorded, "salt", {}) == [
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL"]
+    assert _options.differing_settings({}, "salt", {"PREFECT_SERVER_LOGGING_LEVEL": "DEBUG"}) == [
+        "PREFECT_SERVER_LOGGING_LEVEL"]
+
+
+def test_server_settings_come_from_where_prefect_reads_them(tmp_path: pathlib.Path) -> None:
+    """A script's server settings in its .env, prefect.toml, pyproject.toml or profile count
+    as they would for a server started in its directory, first found wins."""
+    (tmp_path / "prefect.toml").write_text(
+        '[server.database]\nconnection_url = "sqlite+aiosqlite:////toml.db"\n'
+        '[server.services.scheduler]\nenabled = false\n[api]\nurl = ""\n')
+    (tmp_path / ".env").write_text("prefect_server_database_connection_url=sqlite+aiosqlite:////env.db\n")
+    (tmp_path / "pyproject.toml").write_text("[tool.prefect.server]\ndefault_limit = 50\n")
+    code = ("import json; from orchestration_client._get_client import server_settings; "
+            "print(json.dumps(server_settings()))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "home"),
+               PREFECT_SERVER_LOGGING_LEVEL="DEBUG", PREFECT_CLIENT_MAX_RETRIES="3")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": "sqlite+aiosqlite:////env.db",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+        "PREFECT_SERVER_DEFAULT_LIMIT": "50",
+        "PREFECT_SERVER_LOGGING_LEVEL": "DEBUG",
+    }
 
 
 def test_a_proof_is_bound_to_the_credential_the_port_and_the_nonce() -> None:
@@ -223,16 +428,17 @@ def test_the_command_line_without_a_server(tmp_path: pathlib.Path) -> None:
 
 
 def test_status_reports_a_stale_record(tmp_path: pathlib.Path) -> None:
-    where = _files.paths(str(tmp_path))
-    _files.private_directory(where.directory, create=True)
+    where = directory(tmp_path)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    _files.write_private(where.record, record(pid=child.pid))
+    machine = _identity.here()
+    where.write_private(_files.RECORD, record(pid=child.pid, boot_id=machine.boot_id,
+                                              pid_namespace=machine.pid_namespace))
     status = run(["server", "status"], tmp_path)
     assert status.returncode == 1 and f"(pid {child.pid}, recorded, has ended)" in status.stdout
     stop = run(["server", "stop"], tmp_path)
     assert stop.returncode == 0 and f"removed the record of pid {child.pid}" in stop.stdout
-    assert not os.path.exists(where.record)
+    assert not (tmp_path / _files.DIRECTORY / _files.RECORD).exists()
 
 
 ANNOUNCE = """
@@ -260,3 +466,24 @@ def test_the_notice_once_per_key_on_stderr_unless_logging_says_otherwise(
     done = subprocess.run([sys.executable, "-c", ANNOUNCE.format(setup=setup)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == expected
+
+
+def test_the_notice_never_raises() -> None:
+    """Defect 9 (notice_with_closed_stderr): with stderr closed, or a handler that fails,
+    the notice is lost, never an error of the call that had something to say."""
+    code = """
+import logging, sys
+from orchestration_client._local_server._notice import announce
+sys.stderr.close()
+announce("first", key="A")
+class Broken(logging.Handler):
+    def emit(self, record):
+        raise RuntimeError("broken handler")
+    def handleError(self, record):
+        raise ValueError("and its error handling too")
+logging.getLogger("orchestration_client").addHandler(Broken())
+announce("second", key="B")
+print("fine")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "fine\n", done.stderr

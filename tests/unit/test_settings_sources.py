@@ -353,6 +353,9 @@ class FakeLocalServer:
     def stop(self) -> None:
         self.stopped = True
 
+    def check_connection(self, sock: object) -> Optional[str]:
+        return None  # every connection goes ahead
+
 
 def test_local_server_only_without_a_url_and_the_notice_says_why(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub
@@ -362,7 +365,8 @@ def test_local_server_only_without_a_url_and_the_notice_says_why(
     started: List[FakeLocalServer] = []
     told: List[str] = []  # what the notice will say about where a URL was looked for
 
-    def start(missing: str, timeout: Optional[float] = None) -> FakeLocalServer:
+    def start(missing: str, timeout: Optional[float] = None,
+              settings: Optional[Dict[str, str]] = None) -> FakeLocalServer:
         told.append(missing)
         started.append(FakeLocalServer(stub.url("local")))
         return started[-1]
