@@ -1087,3 +1087,16 @@ def test_a_read_only_home_says_what_to_do(tmp_path: pathlib.Path) -> None:
         pytest.skip(f"no read-only mount here: {done.stderr[-300:]}")
     assert f"could not create {home}/orchestration_client: " in done.stdout, done.stdout
     assert f"PREFECT_HOME ({home})" in done.stdout and "set PREFECT_API_URL" in done.stdout
+
+
+def test_calls_to_the_local_server_never_go_through_a_proxy(running: pathlib.Path) -> None:
+    """With HTTP_PROXY set and no NO_PROXY, the calls to the local server (with its
+    credential) went to the proxy, which cannot even reach this machine's 127.0.0.1."""
+    proxy = ForeignProgram(0)
+    try:
+        address = f"http://127.0.0.1:{proxy.sock.getsockname()[1]}"
+        result = run(running, HTTP_PROXY=address, http_proxy=address, ALL_PROXY=address)
+        assert json.loads(result.stdout)["hello"] == "👋"
+        assert proxy.received == []
+    finally:
+        proxy.close()

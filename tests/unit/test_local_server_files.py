@@ -379,7 +379,8 @@ def test_server_settings_come_from_where_prefect_reads_them(tmp_path: pathlib.Pa
             "print(json.dumps(server_settings()))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "home"),
-               PREFECT_SERVER_LOGGING_LEVEL="DEBUG", PREFECT_CLIENT_MAX_RETRIES="3")
+               PREFECT_SERVER_LOGGING_LEVEL="DEBUG", PREFECT_CLIENT_MAX_RETRIES="3",
+               PYTHONPATH=str(pathlib.Path(__file__).parents[2]))
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
