@@ -7,11 +7,12 @@ before any process is signalled, and on every new connection a client opens.
   elsewhere from ``ps``.
 * ``owns_port(pid, port)``: the pid holds the socket listening on 127.0.0.1:``port``, the
   only address a client connects to. On Linux the listening sockets' inodes come from
-  ``/proc/net/tcp`` (and ``tcp6``, for a wildcard listener that could also take those
-  connections) and are looked up among ``/proc/<pid>/fd``; sockets on other addresses
-  with the same port number (``[::1]``, ``127.0.0.2``) receive nothing of ours and do not
-  count. Where the kernel does not say (not Linux, or a ``/proc`` that shows no listener
-  on the port or hides the pid's descriptors, as some sandboxes do), ``proves_credential``
+  ``/proc/net/tcp`` (and ``tcp6``, for a wildcard listener that could take those
+  connections if ours were gone) and are looked up among ``/proc/<pid>/fd``; sockets on
+  other addresses with the same port number (``[::1]``, ``127.0.0.2``, a v6-only ``[::]``)
+  receive nothing of ours and do not count. Where the kernel does not say (not Linux, or a
+  ``/proc`` that shows no listener on the port or hides the pid's descriptors, as some
+  sandboxes do), ``proves_credential``
   asks the program on the port to prove it holds the credential: it must return
   HMAC-SHA256(credential, port + a fresh random nonce). Only the nonce is sent, never the
   credential, and a proof from another port is worthless.
@@ -207,16 +208,21 @@ def _socket_inodes(pid: int) -> Optional[Set[str]]:
 
 
 def owns_port(pid: int, port: int) -> Optional[bool]:
-    """True if ``pid`` holds every socket listening where a connection to
-    127.0.0.1:``port`` may land; False if another process holds one; None where the kernel
-    does not say (or nothing listens there)."""
+    """True if ``pid`` holds the socket listening on 127.0.0.1:``port``; False if it does not
+    and another socket could take connections to that address (one on it, or a wildcard);
+    None where the kernel does not say (or nothing listens there).
+
+    While our server's listener is there (it does not set ``SO_REUSEPORT``), the kernel
+    lets no other socket bind that address or a wildcard that covers it, so any other
+    listener with the port number ([::1], 127.0.0.2, or [::] with ``IPV6_V6ONLY``, which
+    ``/proc`` does not show) receives nothing of ours and does not count."""
     if not _LINUX:
         return None
-    listeners = [inode for address, inode in _listening_inodes(port) if address in _REACHABLE]
+    listeners = [(a, inode) for a, inode in _listening_inodes(port) if a in _REACHABLE]
     held = _socket_inodes(pid) if listeners else None
     if not listeners or held is None:
         return None  # nobody listens (the challenge then fails too), or /proc hides it
-    return all(inode in held for inode in listeners)
+    return any(address == _LOOPBACK and inode in held for address, inode in listeners)
 
 
 def proves_credential(port: int, auth_string: str, timeout: float = 5.0) -> bool:

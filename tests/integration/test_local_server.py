@@ -756,27 +756,29 @@ def test_a_server_stuck_before_serving_is_ended_and_frees_the_lock(
 
 def test_a_listener_on_another_address_with_our_port_changes_nothing(local_home: Home) -> None:
     """Defect 2 (other_address_listener_kills_server): another program listening on the
-    server's port number at [::1] and 127.0.0.2 (which our clients never connect to) does
+    server's port number at [::1], [::] and 127.0.0.2 (which our clients never reach) does
     not make the next script replace the healthy server under an open client."""
     home = local_home("home")
     holder = Holder(home)
     try:
         port, pid = int(record(home)["port"]), int(record(home)["pid"])  # type: ignore[call-overload]
-        six = socket.socket(socket.AF_INET6)
-        six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        six.bind(("::1", port))
-        six.listen()
-        four = socket.socket()
-        four.bind(("127.0.0.2", port))
-        four.listen()
-        try:
-            later = run(home)
-        finally:
-            six.close()
-            four.close()
-        assert f"using the local Prefect server at http://127.0.0.1:{port}/api" in later.stderr
-        assert record(home)["pid"] == pid and alive(pid)
-        assert holder.call() == "ok"
+        for addresses in (["::1", "127.0.0.2"], ["::"]):  # [::1] and [::] exclude each other
+            listeners = []
+            for address in addresses:
+                listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+                if ":" in address:  # v6 only (/proc cannot tell): it takes nothing for 127.0.0.1
+                    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                listener.bind((address, port))
+                listener.listen()
+                listeners.append(listener)
+            try:
+                later = run(home)
+            finally:
+                for listener in listeners:
+                    listener.close()
+            assert f"using the local Prefect server at http://127.0.0.1:{port}/api" in later.stderr
+            assert record(home)["pid"] == pid and alive(pid)
+            assert holder.call() == "ok"
     finally:
         holder.close()
 

@@ -266,8 +266,8 @@ def test_identity_of_processes_and_listening_sockets(tmp_path: pathlib.Path) -> 
 
 def test_only_listeners_a_client_can_reach_count() -> None:
     """Defect 2 (other_address_listener_kills_server): another program listening on our port
-    number at [::1] or 127.0.0.2 receives nothing of ours and changes nothing; one that could
-    take connections to 127.0.0.1 (a wildcard address) does."""
+    number at [::1], [::] (v6 only) or 127.0.0.2 receives nothing of ours and changes nothing;
+    without our listener, one that could take connections to 127.0.0.1 (a wildcard) does."""
     with socket.socket() as mine:
         mine.bind(("127.0.0.1", 0))
         mine.listen(1)
@@ -290,9 +290,9 @@ def test_only_listeners_a_client_can_reach_count() -> None:
 OTHER_ADDRESSES = """
 import socket, sys, time
 port = int(sys.argv[1])
-six = socket.socket(socket.AF_INET6)
+six = socket.socket(socket.AF_INET6)  # [::1] is tests/integration/test_local_server.py's
 six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-six.bind(("::1", port))
+six.bind(("::", port))
 six.listen()
 four = socket.socket()
 four.bind(("127.0.0.2", port))
