@@ -54,15 +54,16 @@ def get_client(
                 missing, settings.ephemeral_startup_timeout, server_settings()
             )
         except ValueError as exc:  # the server extra is not installed, or a bad timeout
-            raise ValueError(f"{exc} ({missing})") from None
-        api = server.api_url
-        if server.auth_string is not None:  # the shared server's credential, sent as Basic
-            settings = msgspec.structs.replace(settings, auth_string=server.auth_string)
-        options = dict(httpx_settings or {})
-        if "proxy" not in options and "proxies" not in options:
-            options["proxy"] = {}  # 127.0.0.1 of this machine: never through a proxy
-        httpx_settings = options
-    try:
+            raise ValueError(f"{exc} ({missing})") from exc
+    try:  # from here on, a failure lets the server go again
+        if server is not None:
+            api = server.api_url
+            if server.auth_string is not None:  # the shared server's credential, as Basic
+                settings = msgspec.structs.replace(settings, auth_string=server.auth_string)
+            options = dict(httpx_settings or {})
+            if "proxy" not in options and "proxies" not in options:
+                options["proxy"] = {}  # 127.0.0.1 of this machine: never through a proxy
+            httpx_settings = options
         client = SyncPrefectClient._from_settings(
             api or "",
             settings,
