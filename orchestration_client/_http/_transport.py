@@ -213,12 +213,15 @@ class Transport:
         params: Optional[Mapping[str, str]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         idempotent: bool = True,
+        retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """One request with retries; returns whatever status came back last, its body read.
 
         ``idempotent=False`` is for a request that must not be applied twice: it is then
         re-sent only when it surely did not reach the server (the connection could not be
         made), never after a broken reply or a retryable status; the caller decides.
+        ``retries`` replaces the client's policy for this request, used as given (a caller
+        that spends one budget over several requests, or watches a request's retries).
         """
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
@@ -227,7 +230,9 @@ class Transport:
         prepared = self._prepare(method, path, content, params, extra_headers)
         session = self.session
         self._adapter.use_retries(
-            (self._retries_after_contact if self._contacted else self._retries)[idempotent]
+            retries
+            if retries is not None
+            else (self._retries_after_contact if self._contacted else self._retries)[idempotent]
         )
         try:
             response = session.send(
@@ -365,15 +370,22 @@ class Transport:
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
         idempotent: bool = True,
+        retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
-        ``idempotent=False``: see :meth:`send`."""
+        ``idempotent=False`` and ``retries``: see :meth:`send`."""
         if self._pid != os.getpid():  # before the CSRF state, which is the parent's too
             self._forget_parent_connections()
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers() if csrf else None
         response = self.send(
-            method, path, content=content, params=params, extra_headers=extra, idempotent=idempotent
+            method,
+            path,
+            content=content,
+            params=params,
+            extra_headers=extra,
+            idempotent=idempotent,
+            retries=retries,
         )
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
@@ -388,6 +400,8 @@ class Transport:
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
             extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
+            if retries is not None:  # go on with what the refused attempt left of them
+                retries = getattr(response.raw, "retries", None) or retries
             response = self.send(
                 method,
                 path,
@@ -395,6 +409,7 @@ class Transport:
                 params=params,
                 extra_headers=extra,
                 idempotent=idempotent,
+                retries=retries,
             )
         self.raise_for_status(response)
         return response

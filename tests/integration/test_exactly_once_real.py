@@ -116,7 +116,9 @@ def test_outcome_unknown_when_the_server_stays_unreachable(
     assert isinstance(error, OrchestrationClientError) and isinstance(error, APIConnectionError)
     assert "may or may not have been applied" in str(error)
     assert error.task_run_id == run_id and str(error.transition_id) in str(error)
-    assert elapsed < 60
+    # One budget for the whole call, history reads included: waits of 2 + 4 s (it took 24 s
+    # when each history read had connection retries of its own).
+    assert elapsed < 6 + 8
     # It had been applied, once, and carries the transition_id the error names.
     history = direct.read_task_run_states(run_id)
     assert [s.name for s in history] == ["Pending", "Running"]
