@@ -26,6 +26,14 @@ connection is refused is retried from what is left of it, never from a budget of
 so the call waits through Prefect's back-off once (62 s of waits by default), as every
 other member does. When it is spent and the proposal is surely not in the history, the
 last error is raised, saying how many retries were made.
+
+The CSRF token a proposal needs is fetched before it is sent, by a request of its own
+(shared with the client's other callers, with the client's retries). When no token can be
+had, the proposal was not sent: the token's error is raised as it is (a
+``PrefectHTTPStatusError`` for ``GET /csrf-token``, or an ``APITimeoutError`` or
+``APIConnectionError`` saying the proposal was not sent), never taken for a failure of the
+proposal. An earlier proposal of the same call was not applied either: the history said so
+before this one was prepared.
 """
 
 import datetime
@@ -51,6 +59,7 @@ from .._exceptions import (
     ResponseDecodeError,
     causes,
 )
+from .._http._csrf import token_failure
 from .._http._observed_retry import observed
 from .._http._retry import PrefectRetry
 from .._models._bodies import StateCreate
@@ -201,6 +210,8 @@ def set_state_once(
             sent += 1
             return send(shared.policy())
         except (APIConnectionError, APITimeoutError, PrefectHTTPStatusError) as exc:
+            if token_failure(exc):
+                raise  # no CSRF token, so this proposal was not sent; none before was applied
             if isinstance(exc, APITimeoutError):
                 if not _may_have_been_sent(exc):
                     raise  # no free connection in time: the proposal never left the client

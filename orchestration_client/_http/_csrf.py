@@ -31,6 +31,11 @@ held by a greenlet that has switched out. The event waiters block on is made for
 from ``threading.Event`` as it is at that moment, so after monkey-patching it is the green
 one and waiting greenlets let the leader run.
 
+When no token can be had, the request that needed it is not sent: the error raised says so
+(a timeout or connection failure names the request; an error status or a bad token reply
+names ``GET /csrf-token``), and ``token_failure(error)`` is true for it, so that
+``set_task_run_state`` does not take it for a failure of its proposal.
+
 The token source is a plain callable (``fetch(client_id) -> Response``) and a status check,
 so this module does not depend on the transport that uses it.
 """
@@ -47,10 +52,15 @@ from typing import Callable, Dict, Optional, Tuple
 import msgspec
 import requests
 
-from .._exceptions import APITimeoutError, OrchestrationClientError, ResponseDecodeError
+from .._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    OrchestrationClientError,
+    ResponseDecodeError,
+)
 from .._models._codec import ReplyDecoder
 
-__all__ = ["CsrfToken", "Fetch"]
+__all__ = ["CsrfToken", "Fetch", "token_failure"]
 
 logger = logging.getLogger("orchestration_client")
 
@@ -60,6 +70,8 @@ Fetch = Callable[[str], requests.Response]
 _RENEWAL_MARGIN = datetime.timedelta(seconds=5)
 #: What a token must look like to go back in a header: visible ASCII, nothing else.
 _SENDABLE = re.compile(r"[\x21-\x7e]+")
+#: The attribute that marks an error raised because no token could be had.
+_MARK = "_orchestration_client_no_csrf_token"
 
 
 class _TokenReply(msgspec.Struct):
@@ -83,6 +95,12 @@ class _Flight:
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def token_failure(error: BaseException) -> bool:
+    """Whether ``error`` was raised because no CSRF token could be had: the request that
+    needed it was not sent (or, after a refused token, not sent again)."""
+    return getattr(error, _MARK, False) is True
 
 
 class CsrfToken:
@@ -115,8 +133,21 @@ class CsrfToken:
         self._flight: Optional[_Flight] = None
         self._lock = threading.Lock()
 
-    def headers(self, *, refused: Optional[str] = None) -> Dict[str, str]:
-        """Headers for a mutating request; ``refused`` is a token the server rejected."""
+    def headers(
+        self, *, refused: Optional[str] = None, request: Optional[str] = None
+    ) -> Dict[str, str]:
+        """Headers for a mutating request; ``refused`` is a token the server rejected,
+        ``request`` names the request (``"POST /path"``) in an error when no token can be
+        had, which is marked as such (:func:`token_failure`)."""
+        try:
+            return self._get(refused)
+        except OrchestrationClientError as exc:
+            error = _not_sent(exc, request, renewing=refused is not None)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _get(self, refused: Optional[str]) -> Dict[str, str]:
         deadline: Optional[float] = None
         while True:
             with self._lock:
@@ -211,3 +242,23 @@ class CsrfToken:
         # stamped just before expiry does not arrive just after it.
         margin = min(_RENEWAL_MARGIN, max((expiration - _now()) / 4, datetime.timedelta(0)))
         return token.token, expiration - margin
+
+
+def _not_sent(
+    error: OrchestrationClientError, request: Optional[str], *, renewing: bool
+) -> OrchestrationClientError:
+    """``error``, which kept a token from being had, as the error of the request that
+    needed it, marked (:func:`token_failure`). A timeout or a connection failure gets a
+    message that names the request and says it was not sent; an error status or a bad token
+    reply already names ``GET /csrf-token``."""
+    if type(error) in (APITimeoutError, APIConnectionError):
+        what = request or "the request"
+        why = (
+            f"the server refused the CSRF token of {what}, and no new one could be had, so "
+            "it was not sent again"
+            if renewing
+            else f"no CSRF token could be had, so {what} was not sent"
+        )
+        error = type(error)(f"{why}: {error}")
+    setattr(error, _MARK, True)
+    return error

@@ -373,11 +373,13 @@ class Transport:
         retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
-        ``idempotent=False`` and ``retries``: see :meth:`send`."""
+        ``idempotent=False`` and ``retries``: see :meth:`send`. When no CSRF token can be
+        had, the request is not sent, and the token's error is raised, marked so
+        (``_csrf.token_failure``)."""
         if self._pid != os.getpid():  # before the CSRF state, which is the parent's too
             self._forget_parent_connections()
         csrf = self.csrf.enabled and method in _MUTATING
-        extra = self.csrf.headers() if csrf else None
+        extra = self.csrf.headers(request=f"{method} {path}") if csrf else None
         response = self.send(
             method,
             path,
@@ -399,7 +401,8 @@ class Transport:
             ):
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
-            extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
+            refused = extra.get("Prefect-Csrf-Token")
+            extra = self.csrf.headers(refused=refused, request=f"{method} {path}")
             if retries is not None:  # go on with what the refused attempt left of them
                 retries = getattr(response.raw, "retries", None) or retries
             response = self.send(
