@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -55,6 +55,7 @@ from ._connection import (
 )
 from ._csrf import CsrfToken
 from ._no_proxy import environment_proxies
+from ._observed_retry import observed
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
 from ._retry import PrefectRetry
@@ -322,12 +323,14 @@ class Transport:
 
     def _new_csrf(self, enabled: bool) -> CsrfToken:
         """The CSRF token holder; a forked child gets its own (own client id, own lock)."""
-        return CsrfToken(
-            enabled,
-            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
-            check=self.raise_for_status,
-            timeout=self.timeout,
-        )
+
+        def fetch(client: str, progress: Callable[[], None]) -> requests.Response:
+            # The client's own policy, reporting each retry: the callers waiting for this
+            # fetch go on waiting while it is answered and retried.
+            policy = observed(self.retry_policy, lambda retry: progress())
+            return self.send("GET", "/csrf-token", params={"client": client}, retries=policy)
+
+        return CsrfToken(enabled, fetch=fetch, check=self.raise_for_status, timeout=self.timeout)
 
     def _prepare(
         self,
