@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -55,6 +55,7 @@ from ._connection import (
 )
 from ._csrf import CsrfToken
 from ._no_proxy import environment_proxies
+from ._observed_retry import observed
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
 from ._retry import PrefectRetry
@@ -213,12 +214,15 @@ class Transport:
         params: Optional[Mapping[str, str]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         idempotent: bool = True,
+        retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """One request with retries; returns whatever status came back last, its body read.
 
         ``idempotent=False`` is for a request that must not be applied twice: it is then
         re-sent only when it surely did not reach the server (the connection could not be
         made), never after a broken reply or a retryable status; the caller decides.
+        ``retries`` replaces the client's policy for this request, used as given (a caller
+        that spends one budget over several requests, or watches a request's retries).
         """
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
@@ -227,7 +231,9 @@ class Transport:
         prepared = self._prepare(method, path, content, params, extra_headers)
         session = self.session
         self._adapter.use_retries(
-            (self._retries_after_contact if self._contacted else self._retries)[idempotent]
+            retries
+            if retries is not None
+            else (self._retries_after_contact if self._contacted else self._retries)[idempotent]
         )
         try:
             response = session.send(
@@ -317,12 +323,14 @@ class Transport:
 
     def _new_csrf(self, enabled: bool) -> CsrfToken:
         """The CSRF token holder; a forked child gets its own (own client id, own lock)."""
-        return CsrfToken(
-            enabled,
-            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
-            check=self.raise_for_status,
-            timeout=self.timeout,
-        )
+
+        def fetch(client: str, progress: Callable[[], None]) -> requests.Response:
+            # The client's own policy, reporting each retry: the callers waiting for this
+            # fetch go on waiting while it is answered and retried.
+            policy = observed(self.retry_policy, lambda retry: progress())
+            return self.send("GET", "/csrf-token", params={"client": client}, retries=policy)
+
+        return CsrfToken(enabled, fetch=fetch, check=self.raise_for_status, timeout=self.timeout)
 
     def _prepare(
         self,
@@ -365,15 +373,24 @@ class Transport:
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
         idempotent: bool = True,
+        retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
-        ``idempotent=False``: see :meth:`send`."""
+        ``idempotent=False`` and ``retries``: see :meth:`send`. When no CSRF token can be
+        had, the request is not sent, and the token's error is raised, marked so
+        (``_csrf.token_failure``)."""
         if self._pid != os.getpid():  # before the CSRF state, which is the parent's too
             self._forget_parent_connections()
         csrf = self.csrf.enabled and method in _MUTATING
-        extra = self.csrf.headers() if csrf else None
+        extra = self.csrf.headers(request=f"{method} {path}") if csrf else None
         response = self.send(
-            method, path, content=content, params=params, extra_headers=extra, idempotent=idempotent
+            method,
+            path,
+            content=content,
+            params=params,
+            extra_headers=extra,
+            idempotent=idempotent,
+            retries=retries,
         )
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
@@ -387,7 +404,10 @@ class Transport:
             ):
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
-            extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
+            refused = extra.get("Prefect-Csrf-Token")
+            extra = self.csrf.headers(refused=refused, request=f"{method} {path}")
+            if retries is not None:  # go on with what the refused attempt left of them
+                retries = getattr(response.raw, "retries", None) or retries
             response = self.send(
                 method,
                 path,
@@ -395,6 +415,7 @@ class Transport:
                 params=params,
                 extra_headers=extra,
                 idempotent=idempotent,
+                retries=retries,
             )
         self.raise_for_status(response)
         return response
