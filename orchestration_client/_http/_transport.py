@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import requests.adapters
+import requests.cookies
 import requests.structures
 import urllib3.exceptions
 import urllib3.util
@@ -169,6 +170,7 @@ class Transport:
             session.cert = options["cert"]
         if self.base_url.startswith("https://"):
             _check_tls_files(session.verify, session.cert, "verify" in options)
+        session.cookies = _CookieJar()
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)
@@ -249,6 +251,11 @@ class Transport:
             if error is None:
                 raise
             raise error from exc
+        finally:
+            # However the call ended (an interrupt included), it keeps no connection slot:
+            # one taken and not given back by urllib3 (the reply lost to an exception
+            # before it was read) is given back here. Holding none, nothing changes.
+            self._adapter.give_back_slots()
         if not self._contacted:
             self._contacted = True
         return response
@@ -413,6 +420,21 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+class _CookieJar(requests.cookies.RequestsCookieJar):
+    """requests' cookie jar, taking its lock only for a reply that sets a cookie.
+
+    ``http.cookiejar`` takes the jar's lock and then enters the ``try`` that releases it:
+    an exception from a signal handler run just after the ``acquire`` (Ctrl-C, a Celery
+    time limit) leaves the lock held by that thread for good, and every other thread's
+    next call hangs. A Prefect server sets no cookie, so its replies no longer take the
+    lock; a proxy that sets one (sticky sessions) still goes through the stdlib's code."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = response.info()
+        if headers.get_all("Set-Cookie") or headers.get_all("Set-Cookie2"):
+            super().extract_cookies(response, request)
 
 
 def _check_proxies(proxies: Mapping[str, str], source: str) -> None:
