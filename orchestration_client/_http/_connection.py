@@ -37,13 +37,18 @@ Connections in flight are capped per client (:data:`DEFAULT_MAX_CONNECTIONS`, or
   was read. The one window left needs a second exception within the few bytecodes of the
   clean-up of a first one that landed between taking a slot and urllib3's own clean-up,
   in a thread or greenlet that never calls the client again: its slot then stays taken.
+* The wait before a retry is made holding no connection: urllib3 calls the retry policy's
+  ``sleep()`` while it still holds the (broken) connection, so ``PrefectRetry`` leaves
+  the wait to this pool's ``urlopen``, which makes it when the retry starts, after the
+  connection was closed and its slot given back.
 * Under gevent or eventlet the wait is a greenlet's: slots made after monkey-patching have
   green locks, and ones made before still wait cooperatively, since ``threading.Condition``
   allocates the lock it waits on at each wait (its own lock is only held for a moment,
   never across a switch).
 
 The pools are the stock urllib3 classes with small overrides (``_new_conn`` sets the
-connection's ``response_class``; the wait bound and the slots above), so tools that patch
+connection's ``response_class``; the wait bound, the slots and the retry wait above), so
+tools that patch
 urllib3's connection classes, and everything that patches ``requests.Session.send``, keep
 working.
 """
@@ -444,8 +449,9 @@ class ConnectionSlots:
 def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any:
     """``pool_class`` whose new connections read replies with :class:`BoundedReply`, whose
     callers wait at most ``wait`` seconds (None: no limit) for a free connection, which
-    keeps every connection handed back, and counts its slots by holder
-    (:class:`ConnectionSlots`; see the module docstring)."""
+    keeps every connection handed back, counts its slots by holder
+    (:class:`ConnectionSlots`), and waits between retries holding no connection (see the
+    module docstring)."""
     reply = functools.partial(BoundedReply, max_bytes=max_bytes)
 
     def _new_conn(self: Any) -> Any:
@@ -465,6 +471,25 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
         elif conn:
             conn.close()
 
+    def urlopen(
+        self: Any,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Any = None,
+        retries: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        # urllib3 calls its retry policy's sleep() before giving back the connection (a
+        # broken one is closed and handed back only afterwards) and then calls urlopen
+        # again for the retry; PrefectRetry leaves that wait for here, where this caller
+        # holds no connection and no slot.
+        sleep_deferred = getattr(retries, "sleep_deferred", None)
+        if sleep_deferred is not None:
+            sleep_deferred()
+        return pool_class.urlopen(self, method, url, body, headers, retries, *args, **kwargs)
+
     return type(
         pool_class.__name__,
         (pool_class,),
@@ -472,7 +497,10 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
             "_new_conn": _new_conn,
             "_get_conn": _get_conn,
             "_put_conn": _put_conn,
+            "urlopen": urlopen,
             "QueueCls": ConnectionSlots,
+            #: Read by PrefectRetry.increment: leave the wait before a retry to urlopen.
+            "defers_retry_waits": True,
         },
     )
 

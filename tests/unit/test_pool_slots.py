@@ -6,13 +6,17 @@ tests/regressions/ (interrupt_leaks_connection_slot.py and the three beside it).
 import queue
 import threading
 import time
+import types
 from typing import Any, List
 
 import pytest
 from support.hostile_server import Exchange, HostileServer, reply
+from urllib3.exceptions import ProtocolError
 
 from orchestration_client import SyncPrefectClient
+from orchestration_client._http import _retry
 from orchestration_client._http._connection import ConnectionSlots
+from orchestration_client._http._retry import PrefectRetry
 
 
 class Conn:
@@ -100,6 +104,32 @@ def test_closing_takes_only_idle_connections() -> None:
             taken.append(slots.get(block=False))  # urllib3's close(): never waits
     assert sorted(map(id, taken)) == sorted([id(first), id(second)])
     assert slots.qsize() == 2
+
+
+# ---- the wait before a retry ------------------------------------------------------------------
+
+
+def broken(policy: PrefectRetry, pool: Any) -> PrefectRetry:
+    return policy.increment("GET", "/x", error=ProtocolError("Connection aborted."), _pool=pool)
+
+
+def test_in_this_packages_pools_the_wait_is_left_for_the_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: List[float] = []
+    monkeypatch.setattr(_retry, "time", types.SimpleNamespace(
+        sleep=slept.append, monotonic=time.monotonic))  # fmt: skip
+    policy = PrefectRetry.for_client(max_retries=5, jitter_factor=0, first_contact=False)
+    ours = broken(policy, types.SimpleNamespace(defers_retry_waits=True))
+    ours.sleep()  # urllib3 calls this while it still holds the broken connection
+    assert slept == [] and ours.deferred_wait == 2.0
+    ours.sleep_deferred()  # the pool's urlopen, at the start of the retry
+    ours.sleep_deferred()
+    assert slept == [2.0]
+    elsewhere = broken(policy, None)  # a stock pool, or _calls' own retries
+    elsewhere.sleep()
+    assert slept == [2.0, 2.0]
+    assert broken(ours, types.SimpleNamespace(defers_retry_waits=True)).deferred_wait == 0.0
 
 
 # ---- the cookie jar's lock ------------------------------------------------------------------------
