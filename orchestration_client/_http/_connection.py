@@ -26,7 +26,9 @@ Connections in flight are capped per client (:data:`DEFAULT_MAX_CONNECTIONS`, or
 * urllib3's pool runs in blocking mode, so a caller beyond the cap waits for a connection
   to come back; requests never passes urllib3 a bound for that wait (it would wait
   forever), so the pool bounds it itself, by the connect timeout. Past it urllib3 raises
-  ``EmptyPoolError`` before anything is sent, which the transport reports as a timeout.
+  ``EmptyPoolError``, which the transport reports as a timeout: "not sent" when no attempt
+  of the call went out, else :class:`NoConnectionForRetry` (an earlier attempt may have
+  reached the server).
 * Every connection opened is kept for reuse, so urllib3 has nothing to discard and never
   logs "Connection pool is full, discarding connection".
 * The slots are counted by holder (:class:`ConnectionSlots`), not passed around, so an
@@ -63,9 +65,10 @@ import socket
 import threading
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests.adapters
+from urllib3.exceptions import ConnectTimeoutError, EmptyPoolError, PoolError, ProxyError
 from urllib3.util.retry import Retry
 
 __all__ = [
@@ -77,9 +80,11 @@ __all__ = [
     "BoundedAdapter",
     "BoundedReply",
     "ConnectionSlots",
+    "NoConnectionForRetry",
     "ReplyRejected",
     "max_connections",
     "max_reply_bytes",
+    "may_have_reached_server",
 ]
 
 logger = logging.getLogger("orchestration_client")
@@ -445,6 +450,31 @@ class ConnectionSlots:
             self._holders.pop(holder, None)
 
 
+class NoConnectionForRetry(PoolError):
+    """No free connection came in time for a retry, after an attempt of the same call that
+    may have reached the server (``history``: urllib3's record of the attempts). Not an
+    ``EmptyPoolError``, which means the request was never sent."""
+
+    def __init__(self, pool: Any, history: Tuple[Any, ...]) -> None:
+        super().__init__(pool, "no free connection for a retry")
+        self.history = history
+
+    def __reduce__(self) -> Any:
+        return type(self), (None, self.history)
+
+
+def may_have_reached_server(attempt: Any) -> bool:
+    """Whether one attempt in a ``Retry.history`` may have reached the server: it got a
+    reply, or failed after connecting (a reset, a cut-short reply). Only a failure to
+    connect (refused, unreachable, a connect timeout, also through a proxy) surely did not."""
+    if attempt.status is not None:
+        return True
+    error = attempt.error
+    if isinstance(error, ProxyError):
+        error = getattr(error, "original_error", error)
+    return not isinstance(error, ConnectTimeoutError)  # NewConnectionError is one too
+
+
 @functools.cache
 def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any:
     """``pool_class`` whose new connections read replies with :class:`BoundedReply`, whose
@@ -488,7 +518,13 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
         sleep_deferred = getattr(retries, "sleep_deferred", None)
         if sleep_deferred is not None:
             sleep_deferred()
-        return pool_class.urlopen(self, method, url, body, headers, retries, *args, **kwargs)
+        try:
+            return pool_class.urlopen(self, method, url, body, headers, retries, *args, **kwargs)
+        except EmptyPoolError:
+            history = getattr(retries, "history", ())
+            if any(may_have_reached_server(attempt) for attempt in history):
+                raise NoConnectionForRetry(self, history) from None
+            raise
 
     return type(
         pool_class.__name__,

@@ -49,10 +49,12 @@ from .._version import SERVER_API_VERSION, USER_AGENT
 from ._connection import (
     MAX_CONNECTIONS_VARIABLE,
     BoundedAdapter,
+    NoConnectionForRetry,
     ReplyRejected,
     call_in_child_after_fork,
     max_connections,
     max_reply_bytes,
+    may_have_reached_server,
 )
 from ._csrf import CsrfToken
 from ._no_proxy import environment_proxies
@@ -273,11 +275,18 @@ class Transport:
                     message, endpoint=endpoint, response=response, limit=exc.limit
                 )
             return ResponseDecodeError(message, endpoint=endpoint, response=response)
-        if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+        if isinstance(exc, (urllib3.exceptions.EmptyPoolError, NoConnectionForRetry)):
+            wait, cap = self._adapter.pool_wait, self._adapter.max_connections
+            in_use = f"all {cap} connections this client may open ({MAX_CONNECTIONS_VARIABLE})"
+            if not isinstance(exc, NoConnectionForRetry):
+                return APITimeoutError(
+                    f"{method} {url}: not sent: no free connection within {wait:g} s; "
+                    f"{in_use} stayed in use"
+                )
             return APITimeoutError(
-                f"{method} {url}: not sent: no free connection within "
-                f"{self._adapter.pool_wait:g} s; all {self._adapter.max_connections} connections "
-                f"this client may open ({MAX_CONNECTIONS_VARIABLE}) stayed in use"
+                f"{method} {url}: retry {len(exc.history)} found no free connection within "
+                f"{wait:g} s ({in_use} stayed in use), and an earlier attempt "
+                f"{_reached(exc.history)}: the request may have been applied"
             )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return APITimeoutError(
@@ -481,6 +490,18 @@ def _forget_in_child() -> None:
 
 
 call_in_child_after_fork(_forget_in_child)
+
+
+def _reached(history: Any) -> str:
+    """How the last attempt that may have reached the server ended, for a message."""
+    attempt = [one for one in history if may_have_reached_server(one)][-1]
+    if attempt.status is not None:
+        return f"was answered {attempt.status}"
+    error = attempt.error
+    inner = error.args[-1] if error is not None and error.args else error
+    if isinstance(inner, BaseException):  # ProtocolError("Connection aborted.", the cause)
+        error = inner
+    return f"was sent and its connection broke ({type(error).__name__}: {error})"
 
 
 def _reason(exc: BaseException) -> str:

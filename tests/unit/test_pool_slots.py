@@ -11,11 +11,17 @@ from typing import Any, List
 
 import pytest
 from support.hostile_server import Exchange, HostileServer, reply
-from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+)
+from urllib3.util.retry import RequestHistory
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client._http import _retry
-from orchestration_client._http._connection import ConnectionSlots
+from orchestration_client._http._connection import ConnectionSlots, may_have_reached_server
 from orchestration_client._http._retry import PrefectRetry
 
 
@@ -130,6 +136,23 @@ def test_in_this_packages_pools_the_wait_is_left_for_the_retry(
     elsewhere.sleep()
     assert slept == [2.0, 2.0]
     assert broken(ours, types.SimpleNamespace(defers_retry_waits=True)).deferred_wait == 0.0
+
+
+# ---- which earlier attempt may have reached the server -------------------------------------
+
+
+@pytest.mark.parametrize("attempt, reached", [
+    (RequestHistory("POST", "/x", None, 500, None), True),  # answered
+    (RequestHistory("POST", "/x", ProtocolError("Connection aborted."), None, None), True),
+    (RequestHistory("POST", "/x", NewConnectionError(None, "refused"), None, None), False),
+    (RequestHistory("POST", "/x", ConnectTimeoutError("connect timed out"), None, None), False),
+    (RequestHistory("POST", "/x", ProxyError("no proxy", NewConnectionError(None, "x")), None,
+                    None), False),
+])  # fmt: skip
+def test_only_a_failure_to_connect_surely_did_not_reach_the_server(
+    attempt: RequestHistory, reached: bool
+) -> None:
+    assert may_have_reached_server(attempt) is reached
 
 
 # ---- the cookie jar's lock ------------------------------------------------------------------------
