@@ -18,7 +18,9 @@ What differs from plain ``Retry``, and why (Prefect's client does the same):
   answers 500 for ever. Each retry of a 500 counts against the same budget, and none is
   made once ``retry_500_seconds`` have passed since the call's first 500: the wait before
   the last retry is cut short to end at that limit (see ``for_client``);
-* every retry decision is logged at DEBUG on the ``orchestration_client`` logger;
+* every retry decision is logged at DEBUG on the ``orchestration_client`` logger, and
+  urllib3's own WARNING for a retried connection ("Retrying (...) after connection broken
+  by ...") is dropped for requests this policy retries (see :func:`quiet_urllib3_retries`);
 * inside this package's pools (``_connection``) the wait before a retry is not slept in
   :meth:`PrefectRetry.sleep`, which urllib3 calls while it still holds the connection, but
   left for the pool's ``urlopen`` to sleep (:meth:`PrefectRetry.sleep_deferred`) when the
@@ -50,6 +52,7 @@ __all__ = [
     "FIRST_CONTACT_CONNECT_RETRIES",
     "MAX_MAINTENANCE_RETRIES",
     "PrefectRetry",
+    "quiet_urllib3_retries",
 ]
 
 logger = logging.getLogger("orchestration_client")
@@ -284,3 +287,30 @@ class PrefectRetry(Retry):
         delay, self.deferred_wait = self.deferred_wait, 0.0
         if delay > 0:
             time.sleep(delay)
+
+
+class _OwnRetryWarnings(logging.Filter):
+    """Drops urllib3's "Retrying (...) after connection broken by ..." WARNING when the
+    retry policy is a :class:`PrefectRetry` (the record's first argument): that retry is
+    logged at DEBUG by the policy. Every other record passes, from every other pool too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            isinstance(args, tuple)
+            and args
+            and isinstance(args[0], PrefectRetry)
+            and str(record.msg).startswith("Retrying (")
+        )
+
+
+_FILTER = _OwnRetryWarnings()
+
+
+def quiet_urllib3_retries() -> None:
+    """Add the filter above to urllib3's pool logger (once). Riding out a server restart is
+    normal use, so its retries are DEBUG records of this package, not urllib3 WARNINGs; the
+    logger's level and handlers are left as the application set them."""
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    if _FILTER not in pool_logger.filters:
+        pool_logger.addFilter(_FILTER)

@@ -60,7 +60,7 @@ from ._csrf import CsrfToken
 from ._no_proxy import environment_proxies
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
-from ._retry import PrefectRetry
+from ._retry import PrefectRetry, quiet_urllib3_retries
 from ._urls import api_base_url
 
 __all__ = ["Transport"]
@@ -136,6 +136,7 @@ class Transport:
             pool_wait=None if self.timeout is None else self.timeout[0],
             max_retries=self._retries[True],
         )
+        quiet_urllib3_retries()
         self._max_retries = settings.max_retries
         self._params: Dict[str, str] = {
             str(key): str(value) for key, value in dict(options.get("params") or {}).items()

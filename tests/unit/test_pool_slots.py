@@ -3,6 +3,7 @@ urllib3's retry WARNING kept quiet for this client only, and the cookie jar's lo
 adversarial review). The end-to-end proofs, interrupts included, are the scripts in
 tests/regressions/ (interrupt_leaks_connection_slot.py and the three beside it)."""
 
+import logging
 import queue
 import threading
 import time
@@ -17,7 +18,7 @@ from urllib3.exceptions import (
     ProtocolError,
     ProxyError,
 )
-from urllib3.util.retry import RequestHistory
+from urllib3.util.retry import RequestHistory, Retry
 
 from orchestration_client import SyncPrefectClient
 from orchestration_client._http import _retry
@@ -136,6 +137,31 @@ def test_in_this_packages_pools_the_wait_is_left_for_the_retry(
     elsewhere.sleep()
     assert slept == [2.0, 2.0]
     assert broken(ours, types.SimpleNamespace(defers_retry_waits=True)).deferred_wait == 0.0
+
+
+# ---- urllib3's retry WARNING ---------------------------------------------------------------------
+
+
+def retrying_record(policy: Retry) -> logging.LogRecord:
+    return logging.LogRecord(
+        "urllib3.connectionpool", logging.WARNING, __file__, 1,
+        "Retrying (%r) after connection broken by '%r': %s", (policy, OSError("refused"), "/x"),
+        None,
+    )  # fmt: skip
+
+
+def test_only_this_clients_retry_warnings_are_dropped() -> None:
+    SyncPrefectClient("http://127.0.0.1:9/api")
+    SyncPrefectClient("http://127.0.0.1:9/api")
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    ours = [f for f in pool_logger.filters if type(f).__name__ == "_OwnRetryWarnings"]
+    assert len(ours) == 1  # added once, however many clients
+    policy = PrefectRetry.for_client(max_retries=5, jitter_factor=0, first_contact=False)
+    assert not pool_logger.filter(retrying_record(policy))
+    assert pool_logger.filter(retrying_record(Retry(3)))  # someone else's pool
+    full = logging.LogRecord("urllib3.connectionpool", logging.WARNING, __file__, 1,
+                             "Connection pool is full, discarding connection: %s", ("h",), None)
+    assert pool_logger.filter(full)
 
 
 # ---- which earlier attempt may have reached the server -------------------------------------
