@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import requests.adapters
+import requests.cookies
 import requests.structures
 import urllib3.exceptions
 import urllib3.util
@@ -48,17 +49,19 @@ from .._version import SERVER_API_VERSION, USER_AGENT
 from ._connection import (
     MAX_CONNECTIONS_VARIABLE,
     BoundedAdapter,
+    NoConnectionForRetry,
     ReplyRejected,
     call_in_child_after_fork,
     max_connections,
     max_reply_bytes,
+    may_have_reached_server,
 )
 from ._csrf import CsrfToken
 from ._no_proxy import environment_proxies
 from ._observed_retry import observed
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
-from ._retry import PrefectRetry
+from ._retry import PrefectRetry, quiet_urllib3_retries
 from ._urls import api_base_url
 
 __all__ = ["Transport"]
@@ -134,6 +137,7 @@ class Transport:
             pool_wait=None if self.timeout is None else self.timeout[0],
             max_retries=self._retries[True],
         )
+        quiet_urllib3_retries()
         self._max_retries = settings.max_retries
         self._params: Dict[str, str] = {
             str(key): str(value) for key, value in dict(options.get("params") or {}).items()
@@ -170,6 +174,7 @@ class Transport:
             session.cert = options["cert"]
         if self.base_url.startswith("https://"):
             _check_tls_files(session.verify, session.cert, "verify" in options)
+        session.cookies = _CookieJar()
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)
@@ -255,6 +260,11 @@ class Transport:
             if error is None:
                 raise
             raise error from exc
+        finally:
+            # However the call ended (an interrupt included), it keeps no connection slot:
+            # one taken and not given back by urllib3 (the reply lost to an exception
+            # before it was read) is given back here. Holding none, nothing changes.
+            self._adapter.give_back_slots()
         if not self._contacted:
             self._contacted = True
         return response
@@ -272,11 +282,18 @@ class Transport:
                     message, endpoint=endpoint, response=response, limit=exc.limit
                 )
             return ResponseDecodeError(message, endpoint=endpoint, response=response)
-        if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+        if isinstance(exc, (urllib3.exceptions.EmptyPoolError, NoConnectionForRetry)):
+            wait, cap = self._adapter.pool_wait, self._adapter.max_connections
+            in_use = f"all {cap} connections this client may open ({MAX_CONNECTIONS_VARIABLE})"
+            if not isinstance(exc, NoConnectionForRetry):
+                return APITimeoutError(
+                    f"{method} {url}: not sent: no free connection within {wait:g} s; "
+                    f"{in_use} stayed in use"
+                )
             return APITimeoutError(
-                f"{method} {url}: not sent: no free connection within "
-                f"{self._adapter.pool_wait:g} s; all {self._adapter.max_connections} connections "
-                f"this client may open ({MAX_CONNECTIONS_VARIABLE}) stayed in use"
+                f"{method} {url}: retry {len(exc.history)} found no free connection within "
+                f"{wait:g} s ({in_use} stayed in use), and an earlier attempt "
+                f"{_reached(exc.history)}: the request may have been applied"
             )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return APITimeoutError(
@@ -436,6 +453,21 @@ class Transport:
         self.session.close()
 
 
+class _CookieJar(requests.cookies.RequestsCookieJar):
+    """requests' cookie jar, taking its lock only for a reply that sets a cookie.
+
+    ``http.cookiejar`` takes the jar's lock and then enters the ``try`` that releases it:
+    an exception from a signal handler run just after the ``acquire`` (Ctrl-C, a Celery
+    time limit) leaves the lock held by that thread for good, and every other thread's
+    next call hangs. A Prefect server sets no cookie, so its replies no longer take the
+    lock; a proxy that sets one (sticky sessions) still goes through the stdlib's code."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = response.info()
+        if headers.get_all("Set-Cookie") or headers.get_all("Set-Cookie2"):
+            super().extract_cookies(response, request)
+
+
 def _check_proxies(proxies: Mapping[str, str], source: str) -> None:
     """Refuse a proxy URL that cannot be used (no host, a bad port, a password with a raw
     ``/`` or ``#``), naming where it came from but never showing it: it may hold a password."""
@@ -480,6 +512,18 @@ def _forget_in_child() -> None:
 
 
 call_in_child_after_fork(_forget_in_child)
+
+
+def _reached(history: Any) -> str:
+    """How the last attempt that may have reached the server ended, for a message."""
+    attempt = [one for one in history if may_have_reached_server(one)][-1]
+    if attempt.status is not None:
+        return f"was answered {attempt.status}"
+    error = attempt.error
+    inner = error.args[-1] if error is not None and error.args else error
+    if isinstance(inner, BaseException):  # ProtocolError("Connection aborted.", the cause)
+        error = inner
+    return f"was sent and its connection broke ({type(error).__name__}: {error})"
 
 
 def _reason(exc: BaseException) -> str:
