@@ -46,9 +46,10 @@ def test_a_slot_is_the_callers_and_giving_it_back_twice_frees_one() -> None:
     slots = ConnectionSlots(2)
     assert slots.qsize() == 2
     assert slots.get(timeout=1) is None  # a slot, and no idle connection: urllib3 makes one
-    assert slots.qsize() == 1
+    assert in_thread(slots.qsize) == 1
     assert slots.get(timeout=1) is None  # the same caller again: still one slot
-    assert slots.qsize() == 1
+    assert in_thread(slots.qsize) == 1
+    assert slots.qsize() == 0  # its holder can take nothing more: no idle connection
     conn = Conn()
     slots.put(conn)
     assert slots.qsize() == 2
@@ -57,6 +58,27 @@ def test_a_slot_is_the_callers_and_giving_it_back_twice_frees_one() -> None:
     assert slots.qsize() == 2
     assert in_thread(lambda: slots.get(timeout=1)) is conn  # the idle connection is reused
     assert slots.qsize() == 1  # held by that (finished) thread until it gives it back
+
+
+def test_emptying_the_pool_item_by_item_ends() -> None:
+    """vcrpy, leaving a cassette, takes ``pool.pool`` items while ``qsize()`` is non-zero and
+    it has not found its own connections: that loop must end, as over urllib3's queue."""
+    slots = ConnectionSlots(4)
+    idle = [Conn(), Conn()]
+    for conn in idle:
+        slots.put(conn)
+    taken = []
+    for _ in range(100):
+        if not slots.qsize():
+            break
+        taken.append(slots.get())
+    else:
+        pytest.fail("qsize() never reached 0 while its caller kept taking items")
+    assert [conn for conn in taken if conn is not None] == idle[::-1]
+    for conn in taken:
+        slots.put(conn)  # vcrpy hands them back through _put_conn
+    assert slots.qsize() == 4 and in_thread(slots.qsize) == 4
+    assert in_thread(lambda: slots.get(timeout=1)) in idle
 
 
 def test_a_caller_beyond_the_cap_waits_then_gets_empty() -> None:
