@@ -27,9 +27,7 @@ from collections import Counter
 from typing import Any, Dict, List
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# This file is itself "compat": take its folder off the path so tests/compat is found.
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != ROOT / "benchmarks"]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' support code, as support.*
 sys.path.insert(0, str(ROOT))
 
 from support.compat.checks import ALL, World, evaluate, ours, prefects  # noqa: E402

@@ -47,6 +47,7 @@ from ._exceptions import (
     redact_url,
 )
 from ._http._connection import ConnectionCheck
+from ._http._retry import PrefectRetry
 from ._http._transport import Transport
 from ._models._bodies import SetTaskRunState, TaskRunCreate, TaskRunsQuery, TaskRunUpdate
 from ._models._codec import BodyEncoder, ReplyDecoder
@@ -421,14 +422,16 @@ class SyncPrefectClient:
         )
         transport, path = self._transport, f"/task_runs/{run_id}/set_state"
 
-        def send() -> OrchestrationResult:
+        def send(retries: PrefectRetry) -> OrchestrationResult:
             return _result.decode(
-                transport.request("POST", path, content=content, idempotent=False)
+                transport.request("POST", path, content=content, idempotent=False, retries=retries)
             )
 
-        def read_history() -> _exactly_once.History:
+        def read_history(retries: PrefectRetry) -> _exactly_once.History:
             params = {"task_run_id": str(run_id)}
-            reply = transport.request("GET", "/task_run_states/", params=params, idempotent=False)
+            reply = transport.request(
+                "GET", "/task_run_states/", params=params, idempotent=False, retries=retries
+            )
             return _states.decode(reply), reply.headers.get("Date")
 
         return _exactly_once.set_state_once(

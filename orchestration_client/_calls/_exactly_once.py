@@ -20,9 +20,20 @@ ambiguous failure the run's state history is read before anything is sent again:
 ``ORCHESTRATION_CLIENT_RETRY_500_SECONDS`` of the call's first 500: a database restart
 behind the server answers 500 for a few seconds). Waits between attempts are Prefect's
 back-off (``PrefectRetry``), and sends and reads share one budget of
-``PREFECT_CLIENT_MAX_RETRIES`` retries and the 500 time limit. When it is spent and the
-proposal is surely not in the history, the last error is raised, saying how many retries
-were made.
+``PREFECT_CLIENT_MAX_RETRIES`` retries and the 500 time limit. The budget covers the
+retries the transport makes inside each request too: a proposal or a history read whose
+connection is refused is retried from what is left of it, never from a budget of its own,
+so the call waits through Prefect's back-off once (62 s of waits by default), as every
+other member does. When it is spent and the proposal is surely not in the history, the
+last error is raised, saying how many retries were made.
+
+The CSRF token a proposal needs is fetched before it is sent, by a request of its own
+(shared with the client's other callers, with the client's retries). When no token can be
+had, the proposal was not sent: the token's error is raised as it is (a
+``PrefectHTTPStatusError`` for ``GET /csrf-token``, or an ``APITimeoutError`` or
+``APIConnectionError`` saying the proposal was not sent), never taken for a failure of the
+proposal. An earlier proposal of the same call was not applied either: the history said so
+before this one was prepared.
 """
 
 import datetime
@@ -48,6 +59,8 @@ from .._exceptions import (
     ResponseDecodeError,
     causes,
 )
+from .._http._csrf import token_failure
+from .._http._observed_retry import observed
 from .._http._retry import PrefectRetry
 from .._models._bodies import StateCreate
 from .._models._enums import SetStateStatus, StateType
@@ -89,10 +102,12 @@ class StateChangeOutcomeUnknown(APIConnectionError):
         return type(self), (str(self), self.task_run_id, self.transition_id)
 
 
-Send = Callable[[], OrchestrationResult]
+#: Sends the proposal with the given retry policy (``idempotent=False``).
+Send = Callable[[PrefectRetry], OrchestrationResult]
 #: The run's states, oldest first, and the Date header of that reply.
 History = Tuple[List[State], Optional[str]]
-ReadHistory = Callable[[], History]
+#: Reads the run's states with the given retry policy.
+ReadHistory = Callable[[PrefectRetry], History]
 
 
 def stamp(proposed: StateCreate) -> uuid.UUID:
@@ -106,6 +121,49 @@ def stamp(proposed: StateCreate) -> uuid.UUID:
     return fresh
 
 
+class _Budget:
+    """The call's one retry budget: spent by the call's own retries (after an ambiguous
+    failure) and by the retries the transport makes inside each request of the call (a
+    refused connection, before the request reached the server)."""
+
+    def __init__(self, policy: PrefectRetry) -> None:
+        self.left = policy
+        #: No retry is left: requests are sent without retries, and the call gives up.
+        self.spent = False
+        self.retryable: FrozenSet[int] = frozenset(policy.status_forcelist or ())
+
+    def policy(self) -> PrefectRetry:
+        """The policy for one request of the call: what is left of the budget (none once it
+        is spent), for failures to connect only (a request that may have reached the
+        server is never repeated by the transport: this call decides). Each retry the
+        transport makes with it is taken from the budget as it is made."""
+        left = self.left.new(total=0) if self.spent else self.left
+        return observed(left.new(read=False, status_forcelist=frozenset()), self._took)
+
+    def _took(self, retry: PrefectRetry) -> None:
+        self.left = self.left.new(total=retry.total, connect=retry.connect, history=retry.history)
+
+    def spend(self, url: str, exc: BaseException) -> bool:
+        """Use one retry for ``exc`` and wait Prefect's back-off (or the reply's
+        Retry-After); False, without waiting, when the budget is spent."""
+        if self.spent:
+            return False
+        response = exc.response if isinstance(exc, PrefectHTTPStatusError) else None
+        raw = getattr(response, "raw", None)
+        raw = raw if raw is not None and hasattr(raw, "headers") else None
+        try:
+            if raw is not None:
+                retry = self.left.increment("POST", url, response=raw)
+            else:
+                retry = self.left.increment("POST", url, error=ProtocolError(str(exc)))
+        except MaxRetryError:
+            self.spent = True
+            return False
+        self.left = retry
+        retry.sleep(raw)
+        return True
+
+
 def set_state_once(
     *,
     task_run_id: uuid.UUID,
@@ -117,63 +175,68 @@ def set_state_once(
 ) -> OrchestrationResult:
     """Send a proposal until the server answers, never applying it twice (see module doc).
 
-    ``send`` posts the proposal with ``idempotent=False``; ``read_history`` returns the run's
-    states and the Date header of that reply; ``budget`` gives the retries and waits."""
+    ``send(policy)`` posts the proposal with ``idempotent=False``; ``read_history(policy)``
+    returns the run's states and the Date header of that reply; each sends with the retry
+    policy it is given. ``budget`` is the call's retry policy: its retries and waits are
+    shared by every request the call makes."""
     started = time.monotonic()
-    retry: Optional[PrefectRetry] = budget
+    shared = _Budget(budget)
     url = f"/task_runs/{task_run_id}/set_state"
-    retryable: FrozenSet[int] = frozenset(budget.status_forcelist or ())
     ambiguous: Optional[BaseException] = None
     sent = 0
     while True:
         if ambiguous is not None:
             try:
-                states, date = _look(read_history)
+                states, date = _look(read_history, shared)
             except (APITimeoutError, ResponseDecodeError) as exc:  # not worth repeating
                 raise _unknown(task_run_id, transition_id, ambiguous, exc) from exc
             except (APIConnectionError, PrefectHTTPStatusError) as exc:
-                if retry is None or (
-                    isinstance(exc, PrefectHTTPStatusError) and exc.status_code not in retryable
+                if shared.spent or (
+                    isinstance(exc, PrefectHTTPStatusError)
+                    and exc.status_code not in shared.retryable
                 ):
                     raise _unknown(task_run_id, transition_id, ambiguous, exc) from exc
-                retry = _spend(retry, url, exc)
+                shared.spend(url, exc)
                 continue
             accepted = _accepted(states, transition_id)
             if accepted is not None:
                 return accepted
             if _maybe_replaced(states, proposed, date, time.monotonic() - started):
                 raise _unknown(task_run_id, transition_id, ambiguous, None)
-            if retry is None:  # out of retries, but surely not applied: the last error stands
+            if shared.spent:  # out of retries, but surely not applied: the last error stands
                 raise _gave_up(ambiguous, sent - 1)
             ambiguous = None  # not applied: propose again
         try:
             sent += 1
-            return send()
-        except APITimeoutError as exc:
-            if not _may_have_been_sent(exc):
-                raise  # no free connection in time: the proposal never left the client
-            # No reply in time: the server may have committed it, or may still do so. Look
-            # once; if it is not there yet, the outcome is unknown (not retried, as Prefect
-            # does not retry read timeouts).
-            return _settle(
-                task_run_id, proposed, transition_id, exc, read_history, started, absent=None
-            )
-        except APIConnectionError as exc:
-            if not _may_have_been_sent(exc):
-                raise  # the transport already spent its connect retries; nothing was applied
-            ambiguous = exc
-        except PrefectHTTPStatusError as exc:
-            if exc.status_code not in retryable:
+            return send(shared.policy())
+        except (APIConnectionError, APITimeoutError, PrefectHTTPStatusError) as exc:
+            if token_failure(exc):
+                raise  # no CSRF token, so this proposal was not sent; none before was applied
+            if isinstance(exc, APITimeoutError):
+                if not _may_have_been_sent(exc):
+                    raise  # no free connection in time: the proposal never left the client
+                # No reply in time: the server may have committed it, or may still do so.
+                # Look once; if it is not there yet, the outcome is unknown (not retried, as
+                # Prefect does not retry read timeouts).
+                return _settle(
+                    task_run_id, proposed, transition_id, exc, read_history, shared, started,
+                    absent=None,
+                )  # fmt: skip
+            if isinstance(exc, APIConnectionError):
+                if not _may_have_been_sent(exc):
+                    raise  # the connect retries of the budget are spent; nothing was applied
+            elif exc.status_code not in shared.retryable:
                 if exc.status_code < 500:
                     raise  # the server refused it: nothing was applied
                 # A 5xx that is not retried (a proxy's 504, a 500) may have followed the
                 # commit: look once, and say what happened instead of a bare error.
                 return _settle(
-                    task_run_id, proposed, transition_id, exc, read_history, started, absent=exc
-                )
+                    task_run_id, proposed, transition_id, exc, read_history, shared, started,
+                    absent=exc,
+                )  # fmt: skip
             ambiguous = exc
         # Out of retries, the history is still read once (at once) to tell what happened.
-        retry = _spend(retry, url, ambiguous) if retry is not None else None
+        shared.spend(url, ambiguous)
 
 
 def _settle(
@@ -182,6 +245,7 @@ def _settle(
     transition_id: uuid.UUID,
     error: BaseException,
     read_history: ReadHistory,
+    shared: _Budget,
     started: float,
     *,
     absent: Optional[BaseException],
@@ -190,7 +254,7 @@ def _settle(
     if it is not, ``absent`` (the error to raise then), or ``StateChangeOutcomeUnknown``
     when ``absent`` is None (the server may still apply it) or the history is unclear."""
     try:
-        states, date = _look(read_history)
+        states, date = _look(read_history, shared)
     except (
         APIConnectionError,
         APITimeoutError,
@@ -214,37 +278,21 @@ def _settle(
     raise absent
 
 
-def _look(read_history: ReadHistory) -> History:
+def _look(read_history: ReadHistory, shared: _Budget) -> History:
     """Read the history; a connection that broke after the request went out is tried once
     more at once. A server that fails a request with a 500 may close that connection just
     after answering (uvicorn does after an unhandled error), so the next request on it is
     reset: a read, unlike a proposal, is safe to repeat, and the second try uses a fresh
-    connection. A failure to connect is not tried again here (the transport already did)."""
+    connection. A failure to connect is not tried again here (the transport already did,
+    within the call's budget)."""
     try:
-        return read_history()
+        return read_history(shared.policy())
     except APITimeoutError:
         raise
     except APIConnectionError as exc:
         if not _may_have_been_sent(exc):
             raise
-        return read_history()
-
-
-def _spend(retry: PrefectRetry, url: str, exc: BaseException) -> Optional[PrefectRetry]:
-    """Use one retry of the budget for ``exc`` and wait Prefect's back-off (or the reply's
-    Retry-After); ``None`` when the budget is spent."""
-    response = exc.response if isinstance(exc, PrefectHTTPStatusError) else None
-    raw = getattr(response, "raw", None)
-    raw = raw if raw is not None and hasattr(raw, "headers") else None
-    try:
-        if raw is not None:
-            retry = retry.increment("POST", url, response=raw)
-        else:
-            retry = retry.increment("POST", url, error=ProtocolError(str(exc)))
-    except MaxRetryError:
-        return None
-    retry.sleep(raw)
-    return retry
+        return read_history(shared.policy())
 
 
 def _gave_up(error: BaseException, retries: int) -> BaseException:

@@ -26,16 +26,26 @@ Connections in flight are capped per client (:data:`DEFAULT_MAX_CONNECTIONS`, or
 * urllib3's pool runs in blocking mode, so a caller beyond the cap waits for a connection
   to come back; requests never passes urllib3 a bound for that wait (it would wait
   forever), so the pool bounds it itself, by the connect timeout. Past it urllib3 raises
-  ``EmptyPoolError`` before anything is sent, which the transport reports as a timeout.
+  ``EmptyPoolError``, which the transport reports as a timeout: "not sent" when no attempt
+  of the call went out, else :class:`NoConnectionForRetry` (an earlier attempt may have
+  reached the server).
 * Every connection opened is kept for reuse, so urllib3 has nothing to discard and never
   logs "Connection pool is full, discarding connection".
-* A caller interrupted while it waits (Ctrl-C, ``gevent.Timeout``, a Celery time limit)
-  took no connection, but urllib3's clean-up hands one back all the same; the pool's queue
-  remembers the interrupted wait and ignores that one hand-back, so the cap stays exact
-  (and urllib3 2 never raises ``FullPoolError`` into a later caller whose call succeeded).
-* Under gevent or eventlet the wait is a greenlet's: a queue made after monkey-patching has
-  green locks, and one made before still waits cooperatively, since ``threading.Condition``
-  allocates the lock it waits on at each wait (its own mutex is only held for a moment,
+* The slots are counted by holder (:class:`ConnectionSlots`), not passed around, so an
+  exception raised anywhere in a call (Ctrl-C, ``SystemExit``, a Celery time limit, a
+  SIGALRM handler's, ``gevent.Timeout``) neither loses a slot nor frees one it did not
+  take: urllib3's clean-up gives back "this caller's slot", and so does the transport's
+  after any exception, which covers a reply lost after urllib3 returned it and before it
+  was read. The one window left needs a second exception within the few bytecodes of the
+  clean-up of a first one that landed between taking a slot and urllib3's own clean-up,
+  in a thread or greenlet that never calls the client again: its slot then stays taken.
+* The wait before a retry is made holding no connection: urllib3 calls the retry policy's
+  ``sleep()`` while it still holds the (broken) connection, so ``PrefectRetry`` leaves
+  the wait to this pool's ``urlopen``, which makes it when the retry starts, after the
+  connection was closed and its slot given back.
+* Under gevent or eventlet the wait is a greenlet's: slots made after monkey-patching have
+  green locks, and ones made before still wait cooperatively, since ``threading.Condition``
+  allocates the lock it waits on at each wait (its own lock is only held for a moment,
   never across a switch).
 
 A client may pass ``check_new_connection``: called before each new connection is opened
@@ -45,7 +55,8 @@ returned refuses the connection (``ConnectionVetoed``, never retried, its cause 
 connection reaches the server the client verified.
 
 The pools are the stock urllib3 classes with small overrides (``_new_conn`` sets the
-connection's ``response_class``; the wait bound and the queue above), so tools that patch
+connection's ``response_class``; the wait bound, the slots and the retry wait above), so
+tools that patch
 urllib3's connection classes, and everything that patches ``requests.Session.send``, keep
 working.
 """
@@ -60,10 +71,16 @@ import socket
 import threading
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests.adapters
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    EmptyPoolError,
+    NewConnectionError,
+    PoolError,
+    ProxyError,
+)
 from urllib3.util.retry import Retry
 
 __all__ = [
@@ -75,10 +92,13 @@ __all__ = [
     "BoundedAdapter",
     "BoundedReply",
     "ConnectionCheck",
+    "ConnectionSlots",
     "ConnectionVetoed",
+    "NoConnectionForRetry",
     "ReplyRejected",
     "max_connections",
     "max_reply_bytes",
+    "may_have_reached_server",
 ]
 
 logger = logging.getLogger("orchestration_client")
@@ -372,47 +392,146 @@ class BoundedReply(http.client.HTTPResponse):
         )
 
 
-@functools.cache
-def _slot_queue(base: Any) -> Any:
-    """``base`` (the queue class urllib3 was imported with: the stdlib's, or gevent's or
-    eventlet's after monkey-patching) as a queue of connection slots that remembers the
-    waits interrupted before they took a slot, and ignores as many hand-backs of an empty
-    slot: urllib3's ``urlopen`` hands one back after any exception, even one raised while
-    waiting, and each would raise the cap by one."""
+class ConnectionSlots:
+    """What urllib3 keeps a pool's connections in (``pool.pool``, in place of its queue):
+    the idle connections, and the slots counted by who holds them.
 
-    class SlotQueue(base):  # type: ignore[misc]
-        def __init__(self, maxsize: int = 0) -> None:
-            super().__init__(maxsize)
-            self._owed = 0
-            self._owed_lock = threading.Lock()  # looked up now: green after patching
+    urllib3's queue passes slots around as items (a connection or ``None``): an exception
+    between taking one and handing it back loses it, and one raised while waiting makes
+    urllib3 hand back a slot that was never taken. Here a slot is a key in a dict, the
+    holder's thread or greenlet id (``threading.get_ident``, looked up at each call: green
+    once patched). Taking it is one dict store, under the lock and after the wait; giving it
+    back drops the key, and dropping a key that is not there does nothing. So every clean-up
+    may give back "whatever this caller holds", as often as it runs, and an interrupt at any
+    point leaves the count either before or after the store, never in between:
 
-        def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
-            try:
-                return super().get(block, timeout)
-            except queue.Empty:
-                raise
-            except BaseException:  # interrupted while waiting: no slot was taken
-                with self._owed_lock:
-                    self._owed += 1
-                raise
+    * ``get`` takes a slot (waiting at most ``timeout``; ``queue.Empty`` past it) and hands
+      out an idle connection, or ``None`` for urllib3 to make one. A caller that already
+      holds a slot (left by an interrupted call of the same thread, or a call made by a
+      signal handler inside a call) goes on with it, without waiting and without a second.
+    * ``put`` keeps the connection (if any) and gives back the caller's slot;
+      ``release`` only gives back the slot (the transport's clean-up after any exception).
+    * ``get(block=False)`` is urllib3 closing the pool: idle connections, then
+      ``queue.Empty``; no slot is taken.
 
-        def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
-            if item is None:
-                with self._owed_lock:
-                    if self._owed:
-                        self._owed -= 1
-                        return
-            super().put(item, block, timeout)
+    The lock is a C-level ``RLock`` held only by ``with`` and ``Condition.wait`` (which
+    uses the ``RLock``'s C helpers), so an interrupt does not leave it held where CPython
+    guarantees a ``with`` block's ``__exit__`` (3.10+); a Python-level ``__exit__``, as in
+    the stdlib queue's ``Condition``, can be interrupted before it releases. A call made by
+    a signal handler on the same thread re-enters instead of deadlocking. A caller that
+    leaves the wait without a slot passes its wake-up on to the next waiter.
+    """
 
-    SlotQueue.__name__ = SlotQueue.__qualname__ = f"Slot{base.__name__}"
-    return SlotQueue
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._holders: Dict[int, None] = {}
+        self._idle: List[Any] = []
+        self.renew_locks()
+
+    def renew_locks(self) -> None:
+        """New locks: at creation, and in a forked child (a parent thread may hold one)."""
+        self.mutex = threading.RLock()  # looked up now: green after patching
+        self._freed = threading.Condition(self.mutex)
+
+    def qsize(self) -> int:
+        """What this caller's ``get`` can still hand out, as a queue's size says: the free
+        slots, or, for a caller that holds one (its ``get`` takes no second), the idle
+        connections. Code that empties ``pool.pool`` item by item (vcrpy does) then ends."""
+        if threading.get_ident() in self._holders:
+            return len(self._idle)
+        return max(self.maxsize - len(self._holders), 0)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        # No try/except inside the with blocks: CPython 3.11 can place a "try:" line's
+        # NOP outside the with's clean-up, where a trace function's exception skips it.
+        if not block:
+            with self.mutex:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                raise queue.Empty
+            return conn
+        holder = threading.get_ident()
+        with self.mutex:
+            if holder not in self._holders:
+                if len(self._holders) >= self.maxsize:
+                    self._wait(timeout)
+                self._holders[holder] = None  # the slot is taken: this one store
+            return self._idle.pop() if self._idle else None
+
+    def _wait(self, timeout: Optional[float]) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while len(self._holders) >= self.maxsize:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise queue.Empty
+                self._freed.wait(left)
+        except BaseException:
+            if len(self._holders) < self.maxsize:
+                self._freed.notify()  # a wake-up this caller took goes to the next one
+            raise
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        surplus = None
+        with self.mutex:
+            if item is not None:
+                if len(self._idle) < self.maxsize:
+                    self._idle.append(item)
+                else:  # only after a signal handler's call beside an interrupted one
+                    surplus = item
+            self._give_back()
+        if surplus is not None:
+            logger.debug("more idle connections than %d; closing one", self.maxsize)
+            surplus.close()
+
+    def release(self) -> None:
+        """Give back the calling thread's or greenlet's slot, if it holds one."""
+        if threading.get_ident() in self._holders:
+            with self.mutex:
+                self._give_back()
+
+    def _give_back(self) -> None:
+        holder = threading.get_ident()
+        if holder in self._holders:
+            # Wake a waiter first: interrupted here, the slot is still held, and the
+            # caller's clean-up gives it back (a free slot nobody is woken for would make
+            # waiters wait their whole timeout).
+            self._freed.notify()
+            self._holders.pop(holder, None)
+
+
+class NoConnectionForRetry(PoolError):
+    """No free connection came in time for a retry, after an attempt of the same call that
+    may have reached the server (``history``: urllib3's record of the attempts). Not an
+    ``EmptyPoolError``, which means the request was never sent."""
+
+    def __init__(self, pool: Any, history: Tuple[Any, ...]) -> None:
+        super().__init__(pool, "no free connection for a retry")
+        self.history = history
+
+    def __reduce__(self) -> Any:
+        return type(self), (None, self.history)
+
+
+def may_have_reached_server(attempt: Any) -> bool:
+    """Whether one attempt in a ``Retry.history`` may have reached the server: it got a
+    reply, or failed after connecting (a reset, a cut-short reply). Only a failure to
+    connect (refused, unreachable, a connect timeout, also through a proxy) surely did not."""
+    if attempt.status is not None:
+        return True
+    error = attempt.error
+    if isinstance(error, ProxyError):
+        error = getattr(error, "original_error", error)
+    return not isinstance(error, ConnectTimeoutError)  # NewConnectionError is one too
 
 
 @functools.cache
 def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any:
     """``pool_class`` whose new connections read replies with :class:`BoundedReply`, whose
-    callers wait at most ``wait`` seconds (None: no limit) for a free connection, and which
-    keeps every connection handed back (see the module docstring)."""
+    callers wait at most ``wait`` seconds (None: no limit) for a free connection, which
+    keeps every connection handed back, counts its slots by holder
+    (:class:`ConnectionSlots`), and waits between retries holding no connection (see the
+    module docstring)."""
     reply = functools.partial(BoundedReply, max_bytes=max_bytes)
 
     def _new_conn(self: Any) -> Any:
@@ -426,18 +545,38 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
         return pool_class._get_conn(self, wait if timeout is None else timeout)
 
     def _put_conn(self: Any, conn: Any) -> None:
-        # urllib3's own logs a WARNING (1.26) or raises FullPoolError (2.x) when the queue
-        # is full; with slots counted exactly it never is, but a connection that finds it
-        # so is simply closed.
+        # urllib3's own logs a WARNING (1.26) or raises FullPoolError (2.x) when its queue
+        # is full; the slots never are (a surplus idle connection is closed).
         slots = self.pool
         if slots is not None:
-            try:
-                slots.put(conn, block=False)
-                return
-            except queue.Full:
-                logger.debug("connection pool for %s full; closing a connection", self.host)
-        if conn:
+            slots.put(conn)
+        elif conn:
             conn.close()
+
+    def urlopen(
+        self: Any,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Any = None,
+        retries: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        # urllib3 calls its retry policy's sleep() before giving back the connection (a
+        # broken one is closed and handed back only afterwards) and then calls urlopen
+        # again for the retry; PrefectRetry leaves that wait for here, where this caller
+        # holds no connection and no slot.
+        sleep_deferred = getattr(retries, "sleep_deferred", None)
+        if sleep_deferred is not None:
+            sleep_deferred()
+        try:
+            return pool_class.urlopen(self, method, url, body, headers, retries, *args, **kwargs)
+        except EmptyPoolError:
+            history = getattr(retries, "history", ())
+            if any(may_have_reached_server(attempt) for attempt in history):
+                raise NoConnectionForRetry(self, history) from None
+            raise
 
     return type(
         pool_class.__name__,
@@ -446,8 +585,11 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
             "_new_conn": _new_conn,
             "_get_conn": _get_conn,
             "_put_conn": _put_conn,
-            "QueueCls": _slot_queue(pool_class.QueueCls),
+            "urlopen": urlopen,
+            "QueueCls": ConnectionSlots,
             "check_new_connection": None,
+            #: Read by PrefectRetry.increment: leave the wait before a retry to urlopen.
+            "defers_retry_waits": True,
         },
     )
 
@@ -518,6 +660,22 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
             _bound(manager, self.max_reply_bytes, self.pool_wait, self.check_new_connection)
         return manager
 
+    def give_back_slots(self) -> None:
+        """Give back the connection slot the calling thread or greenlet may still hold in
+        any of these pools: after a call that ended by an exception between taking a slot
+        and urllib3's clean-up (a reply lost before it was read), it would stay taken. A
+        caller holding none changes nothing."""
+        for manager in (self.poolmanager, *list(self.proxy_manager.values())):
+            pools = getattr(manager, "pools", None)
+            if pools is None:
+                continue
+            with pools.lock:
+                held = list(pools._container.values())
+            for pool in held:
+                slots = getattr(pool, "pool", None)
+                if isinstance(slots, ConnectionSlots):
+                    slots.release()
+
     def forget_connections(self) -> None:
         """Drop every pool without using it: after a fork the pools, their sockets and their
         locks belong to the parent (a parent thread may even hold a lock)."""
@@ -530,20 +688,15 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
 
 
 def _unlock_inherited(manager: Any) -> None:
-    """Give the pools inherited by a forked child fresh queue locks. When a dropped pool is
-    collected, urllib3 takes its queue lock to close its connections (in the child that
+    """Give the pools inherited by a forked child fresh slot locks. When a dropped pool is
+    collected, urllib3 takes its slots' lock to close its connections (in the child that
     closes only the child's copies of the sockets); a lock some parent thread held at the
     fork would never be released, and the child would hang there."""
     pools = getattr(getattr(manager, "pools", None), "_container", {})
     for pool in list(pools.values()):
-        waiting: Any = getattr(pool, "pool", None)
-        if waiting is not None and hasattr(waiting, "mutex"):
-            waiting.mutex = threading.Lock()
-            waiting.not_empty = threading.Condition(waiting.mutex)
-            waiting.not_full = threading.Condition(waiting.mutex)
-            waiting.all_tasks_done = threading.Condition(waiting.mutex)
-        if waiting is not None and hasattr(waiting, "_owed_lock"):
-            waiting._owed_lock = threading.Lock()
+        slots: Any = getattr(pool, "pool", None)
+        if isinstance(slots, ConnectionSlots):
+            slots.renew_locks()
 
 
 def call_in_child_after_fork(callback: Callable[[], None]) -> None:

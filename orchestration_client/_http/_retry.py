@@ -18,7 +18,14 @@ What differs from plain ``Retry``, and why (Prefect's client does the same):
   answers 500 for ever. Each retry of a 500 counts against the same budget, and none is
   made once ``retry_500_seconds`` have passed since the call's first 500: the wait before
   the last retry is cut short to end at that limit (see ``for_client``);
-* every retry decision is logged at DEBUG on the ``orchestration_client`` logger.
+* every retry decision is logged at DEBUG on the ``orchestration_client`` logger, and
+  urllib3's own WARNING for a retried connection ("Retrying (...) after connection broken
+  by ...") is dropped for requests this policy retries (see :func:`quiet_urllib3_retries`);
+* inside this package's pools (``_connection``) the wait before a retry is not slept in
+  :meth:`PrefectRetry.sleep`, which urllib3 calls while it still holds the connection, but
+  left for the pool's ``urlopen`` to sleep (:meth:`PrefectRetry.sleep_deferred`) when the
+  retry starts, holding no connection. Anywhere else (a stock pool, ``_calls``' own
+  retries) it sleeps at once.
 
 Connection failures before the client has ever heard from the server are retried only a
 few times, quickly (0, 0.5, 1 s), so a wrong URL fails fast; after that they get the full
@@ -45,6 +52,7 @@ __all__ = [
     "FIRST_CONTACT_CONNECT_RETRIES",
     "MAX_MAINTENANCE_RETRIES",
     "PrefectRetry",
+    "quiet_urllib3_retries",
 ]
 
 logger = logging.getLogger("orchestration_client")
@@ -86,6 +94,10 @@ class PrefectRetry(Retry):
         self.time_box = time_box
         #: When the call first got one of them (``time.monotonic()``), or None.
         self.time_boxed_since: Optional[float] = None
+        #: Set by :meth:`increment` when the pool makes the wait itself (see module doc).
+        self.defers_waits = False
+        #: The wait :meth:`sleep` left for that pool (seconds; 0: none).
+        self.deferred_wait = 0.0
 
     @classmethod
     def for_client(
@@ -154,6 +166,20 @@ class PrefectRetry(Retry):
         error: Optional[Exception] = None,
         _pool: Any = None,
         _stacktrace: Optional[TracebackType] = None,
+    ) -> "PrefectRetry":
+        retry = self._increment(method, url, response, error, _pool, _stacktrace)
+        # A pool of this package sleeps the wait itself, once it holds no connection.
+        retry.defers_waits = getattr(_pool, "defers_retry_waits", False) is True
+        return retry
+
+    def _increment(
+        self,
+        method: Optional[str],
+        url: Optional[str],
+        response: Optional["BaseHTTPResponse"],
+        error: Optional[Exception],
+        _pool: Any,
+        _stacktrace: Optional[TracebackType],
     ) -> "PrefectRetry":
         if isinstance(error, ReadTimeoutError):
             raise error.with_traceback(_stacktrace)
@@ -250,5 +276,41 @@ class PrefectRetry(Retry):
                 source,
                 f" {header!r}" if header and source == "backoff" else "",
             )
+        if delay > 0 and self.defers_waits:
+            self.deferred_wait = delay  # see sleep_deferred
+        elif delay > 0:
+            time.sleep(delay)
+
+    def sleep_deferred(self) -> None:
+        """Sleep the wait :meth:`sleep` left (called by this package's pools when the retry
+        starts, holding no connection); nothing when none was left."""
+        delay, self.deferred_wait = self.deferred_wait, 0.0
         if delay > 0:
             time.sleep(delay)
+
+
+class _OwnRetryWarnings(logging.Filter):
+    """Drops urllib3's "Retrying (...) after connection broken by ..." WARNING when the
+    retry policy is a :class:`PrefectRetry` (the record's first argument): that retry is
+    logged at DEBUG by the policy. Every other record passes, from every other pool too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            isinstance(args, tuple)
+            and args
+            and isinstance(args[0], PrefectRetry)
+            and str(record.msg).startswith("Retrying (")
+        )
+
+
+_FILTER = _OwnRetryWarnings()
+
+
+def quiet_urllib3_retries() -> None:
+    """Add the filter above to urllib3's pool logger (once). Riding out a server restart is
+    normal use, so its retries are DEBUG records of this package, not urllib3 WARNINGs; the
+    logger's level and handlers are left as the application set them."""
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    if _FILTER not in pool_logger.filters:
+        pool_logger.addFilter(_FILTER)

@@ -22,11 +22,12 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import requests
 import requests.adapters
+import requests.cookies
 import requests.structures
 import urllib3.exceptions
 import urllib3.util
@@ -50,16 +51,19 @@ from ._connection import (
     BoundedAdapter,
     ConnectionCheck,
     ConnectionVetoed,
+    NoConnectionForRetry,
     ReplyRejected,
     call_in_child_after_fork,
     max_connections,
     max_reply_bytes,
+    may_have_reached_server,
 )
 from ._csrf import CsrfToken
 from ._no_proxy import environment_proxies
+from ._observed_retry import observed
 from ._redirects import OriginSession
 from ._reply_errors import ReplyTooLargeError, bodiless_response
-from ._retry import PrefectRetry
+from ._retry import PrefectRetry, quiet_urllib3_retries
 from ._urls import api_base_url
 
 __all__ = ["Transport"]
@@ -137,6 +141,7 @@ class Transport:
             max_retries=self._retries[True],
             check_new_connection=check_new_connection,
         )
+        quiet_urllib3_retries()
         self._max_retries = settings.max_retries
         self._params: Dict[str, str] = {
             str(key): str(value) for key, value in dict(options.get("params") or {}).items()
@@ -173,6 +178,7 @@ class Transport:
             session.cert = options["cert"]
         if self.base_url.startswith("https://"):
             _check_tls_files(session.verify, session.cert, "verify" in options)
+        session.cookies = _CookieJar()
         if "cookies" in options:
             session.cookies.update(options["cookies"])
         session.mount("http://", self._adapter)
@@ -217,12 +223,15 @@ class Transport:
         params: Optional[Mapping[str, str]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         idempotent: bool = True,
+        retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """One request with retries; returns whatever status came back last, its body read.
 
         ``idempotent=False`` is for a request that must not be applied twice: it is then
         re-sent only when it surely did not reach the server (the connection could not be
         made), never after a broken reply or a retryable status; the caller decides.
+        ``retries`` replaces the client's policy for this request, used as given (a caller
+        that spends one budget over several requests, or watches a request's retries).
         """
         if self._closed:
             raise ClientClosedError("The client has been closed and cannot send requests.")
@@ -231,7 +240,9 @@ class Transport:
         prepared = self._prepare(method, path, content, params, extra_headers)
         session = self.session
         self._adapter.use_retries(
-            (self._retries_after_contact if self._contacted else self._retries)[idempotent]
+            retries
+            if retries is not None
+            else (self._retries_after_contact if self._contacted else self._retries)[idempotent]
         )
         try:
             response = session.send(
@@ -253,6 +264,11 @@ class Transport:
             if error is None:
                 raise
             raise error from exc
+        finally:
+            # However the call ended (an interrupt included), it keeps no connection slot:
+            # one taken and not given back by urllib3 (the reply lost to an exception
+            # before it was read) is given back here. Holding none, nothing changes.
+            self._adapter.give_back_slots()
         if not self._contacted:
             self._contacted = True
         return response
@@ -272,11 +288,18 @@ class Transport:
             return ResponseDecodeError(message, endpoint=endpoint, response=response)
         if isinstance(exc, ConnectionVetoed):
             return APIConnectionError(f"Could not reach the Prefect API for {method} {url}: {exc}")
-        if isinstance(exc, urllib3.exceptions.EmptyPoolError):
+        if isinstance(exc, (urllib3.exceptions.EmptyPoolError, NoConnectionForRetry)):
+            wait, cap = self._adapter.pool_wait, self._adapter.max_connections
+            in_use = f"all {cap} connections this client may open ({MAX_CONNECTIONS_VARIABLE})"
+            if not isinstance(exc, NoConnectionForRetry):
+                return APITimeoutError(
+                    f"{method} {url}: not sent: no free connection within {wait:g} s; "
+                    f"{in_use} stayed in use"
+                )
             return APITimeoutError(
-                f"{method} {url}: not sent: no free connection within "
-                f"{self._adapter.pool_wait:g} s; all {self._adapter.max_connections} connections "
-                f"this client may open ({MAX_CONNECTIONS_VARIABLE}) stayed in use"
+                f"{method} {url}: retry {len(exc.history)} found no free connection within "
+                f"{wait:g} s ({in_use} stayed in use), and an earlier attempt "
+                f"{_reached(exc.history)}: the request may have been applied"
             )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return APITimeoutError(
@@ -323,12 +346,14 @@ class Transport:
 
     def _new_csrf(self, enabled: bool) -> CsrfToken:
         """The CSRF token holder; a forked child gets its own (own client id, own lock)."""
-        return CsrfToken(
-            enabled,
-            fetch=lambda client: self.send("GET", "/csrf-token", params={"client": client}),
-            check=self.raise_for_status,
-            timeout=self.timeout,
-        )
+
+        def fetch(client: str, progress: Callable[[], None]) -> requests.Response:
+            # The client's own policy, reporting each retry: the callers waiting for this
+            # fetch go on waiting while it is answered and retried.
+            policy = observed(self.retry_policy, lambda retry: progress())
+            return self.send("GET", "/csrf-token", params={"client": client}, retries=policy)
+
+        return CsrfToken(enabled, fetch=fetch, check=self.raise_for_status, timeout=self.timeout)
 
     def _prepare(
         self,
@@ -371,15 +396,24 @@ class Transport:
         content: Optional[bytes] = None,
         params: Optional[Mapping[str, str]] = None,
         idempotent: bool = True,
+        retries: Optional[PrefectRetry] = None,
     ) -> requests.Response:
         """Send, with CSRF headers on mutating requests, and raise for any non-2xx reply.
-        ``idempotent=False``: see :meth:`send`."""
+        ``idempotent=False`` and ``retries``: see :meth:`send`. When no CSRF token can be
+        had, the request is not sent, and the token's error is raised, marked so
+        (``_csrf.token_failure``)."""
         if self._pid != os.getpid():  # before the CSRF state, which is the parent's too
             self._forget_parent_connections()
         csrf = self.csrf.enabled and method in _MUTATING
-        extra = self.csrf.headers() if csrf else None
+        extra = self.csrf.headers(request=f"{method} {path}") if csrf else None
         response = self.send(
-            method, path, content=content, params=params, extra_headers=extra, idempotent=idempotent
+            method,
+            path,
+            content=content,
+            params=params,
+            extra_headers=extra,
+            idempotent=idempotent,
+            retries=retries,
         )
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
@@ -393,7 +427,10 @@ class Transport:
             ):
                 break
             logger.debug("CSRF token refused for %s %s; renewing it", method, path)
-            extra = self.csrf.headers(refused=extra.get("Prefect-Csrf-Token"))
+            refused = extra.get("Prefect-Csrf-Token")
+            extra = self.csrf.headers(refused=refused, request=f"{method} {path}")
+            if retries is not None:  # go on with what the refused attempt left of them
+                retries = getattr(response.raw, "retries", None) or retries
             response = self.send(
                 method,
                 path,
@@ -401,6 +438,7 @@ class Transport:
                 params=params,
                 extra_headers=extra,
                 idempotent=idempotent,
+                retries=retries,
             )
         self.raise_for_status(response)
         return response
@@ -419,6 +457,21 @@ class Transport:
     def close(self) -> None:
         self._closed = True
         self.session.close()
+
+
+class _CookieJar(requests.cookies.RequestsCookieJar):
+    """requests' cookie jar, taking its lock only for a reply that sets a cookie.
+
+    ``http.cookiejar`` takes the jar's lock and then enters the ``try`` that releases it:
+    an exception from a signal handler run just after the ``acquire`` (Ctrl-C, a Celery
+    time limit) leaves the lock held by that thread for good, and every other thread's
+    next call hangs. A Prefect server sets no cookie, so its replies no longer take the
+    lock; a proxy that sets one (sticky sessions) still goes through the stdlib's code."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = response.info()
+        if headers.get_all("Set-Cookie") or headers.get_all("Set-Cookie2"):
+            super().extract_cookies(response, request)
 
 
 def _check_proxies(proxies: Mapping[str, str], source: str) -> None:
@@ -465,6 +518,18 @@ def _forget_in_child() -> None:
 
 
 call_in_child_after_fork(_forget_in_child)
+
+
+def _reached(history: Any) -> str:
+    """How the last attempt that may have reached the server ended, for a message."""
+    attempt = [one for one in history if may_have_reached_server(one)][-1]
+    if attempt.status is not None:
+        return f"was answered {attempt.status}"
+    error = attempt.error
+    inner = error.args[-1] if error is not None and error.args else error
+    if isinstance(inner, BaseException):  # ProtocolError("Connection aborted.", the cause)
+        error = inner
+    return f"was sent and its connection broke ({type(error).__name__}: {error})"
 
 
 def _reason(exc: BaseException) -> str:

@@ -11,8 +11,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
-# Loaded from its file: putting benchmarks/ on sys.path would shadow tests' own modules
-# (benchmarks/compat.py vs the tests/compat package).
+# Loaded from its file: benchmarks/ is not a package, and its scripts are not put on
+# sys.path (their names, such as compat.py, are too generic to share it).
 _spec = importlib.util.spec_from_file_location("benchmark_charts", ROOT / "benchmarks" / "charts.py")
 assert _spec and _spec.loader
 charts = importlib.util.module_from_spec(_spec)

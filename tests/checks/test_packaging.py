@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 import pytest
 
 ROOT = pathlib.Path(__file__).parents[2]
-SMOKE = ROOT / "tests" / "smoke" / "wheel_smoke.py"
+SMOKE = ROOT / "tests" / "support" / "wheel_smoke.py"
 #: Every interpreter the test matrix runs; the classifiers must name the same ones.
 TESTED_PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 

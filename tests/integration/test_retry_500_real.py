@@ -7,6 +7,7 @@ state) fails within ``ORCHESTRATION_CLIENT_RETRY_500_SECONDS`` with the server's
 """
 
 import logging
+import threading
 import time
 import uuid
 from typing import Any, Iterator, List
@@ -117,3 +118,34 @@ def test_a_500_on_a_read_is_retried_and_a_lasting_one_is_not_forever(
         assert 3 - 0.5 <= time.monotonic() - started <= 3 + 5
     assert caught.value.retries == 2  # at 2 s, then cut to the 3 s limit
     assert direct.read_task_run(run.id).name == "renamed"  # each repeat set the same value
+
+
+def test_callers_waiting_for_a_csrf_token_ride_out_its_500s_with_the_caller_fetching_it(
+    proxy: FaultProxy, direct: SyncPrefectClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database restart answers the token request 500 twice. The caller fetching it
+    retries 2 s and 4 s later; the 3 callers waiting for the same token wait along, though
+    their own connect + read timeout (1 + 3 s) is shorter than the 6 s it takes (they used
+    to fail with "has not been answered"). Every state change is applied once."""
+    monkeypatch.setenv("PREFECT_CLIENT_RETRY_JITTER_FACTOR", "0")
+    run_ids = [direct.create_task_run(Task(name="blip"), None, uuid.uuid4().hex).id for _ in range(4)]
+    proxy.add("500", "GET", "/csrf-token", times=2)
+    errors: List[BaseException] = []
+    with SyncPrefectClient(proxy.api_url, httpx_settings={"timeout": (1.0, 3.0)}) as client:
+
+        def change(run_id: uuid.UUID) -> None:
+            try:
+                client.set_task_run_state(run_id, Running())
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=change, args=(run_id,)) for run_id in run_ids]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        elapsed = time.monotonic() - started
+    assert errors == []
+    assert proxy.actions().count("500") == 2 and elapsed > 4  # the waiters outlasted 1 + 3 s
+    assert all(names(direct, run_id) == ["Pending", "Running"] for run_id in run_ids)

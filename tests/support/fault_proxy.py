@@ -20,7 +20,9 @@ A script of rules picks requests by method and path and does something hostile t
 ``down()`` closes the listening socket (new connections are refused) and ``up()`` opens it
 again on the same port. Every rule fires ``times`` times (on every ``every``-th matching
 request), then falls away. ``accepted`` counts the client connections accepted so far and
-``peak`` the most that were open at once.
+``peak`` the most that were open at once (as the proxy saw them: a socket the client has just
+closed counts until the proxy reads its end), ``busy_peak`` the most requests in flight at
+once (exact).
 """
 
 import contextlib
@@ -29,7 +31,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 __all__ = ["FaultProxy", "Rule"]
 
@@ -68,6 +70,8 @@ class FaultProxy:
         self.accepted = 0
         self.peak = 0
         self._open = 0
+        self.busy_peak = 0
+        self._busy = 0
         self.port = port
         self.up()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -149,6 +153,20 @@ class FaultProxy:
                     return rule
         return Rule(action)
 
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """One request, from the moment it was read until its reply was written: a client
+        can only send another one on a connection it holds, so this peak is exact, where
+        ``peak`` may briefly count a socket the client already closed."""
+        with self._lock:
+            self._busy += 1
+            self.busy_peak = max(self.busy_peak, self._busy)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+
     def _serve(self, client: socket.socket) -> None:
         upstream: Optional[socket.socket] = None
         reader = client.makefile("rb")
@@ -157,86 +175,87 @@ class FaultProxy:
                 request = _read_message(reader, is_request=True)
                 if request is None:
                     return
-                head, body = request
-                method, path = head.split(b" ", 2)[:2]
-                action = self._pick(method.decode(), path.decode())
-                if action == "refuse":
-                    _reset(client)
-                    return
-                if action == "oversized":
-                    self._send_oversized(client)
-                    continue
-                if action == "retry_after":
-                    rule = self._rule_for(action)
-                    client.sendall(
-                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                        b"Retry-After: " + rule.retry_after.encode() + b"\r\n\r\n"
-                    )
-                    continue
-                reply = None
-                for _ in range(2):
-                    reused = upstream is not None
-                    if upstream is None:
-                        upstream = socket.create_connection(self.upstream, timeout=60)
-                        upstream_reader = upstream.makefile("rb")
-                    try:
-                        upstream.sendall(head + body)
-                        reply = _read_message(upstream_reader, is_request=False)
-                    except OSError:
-                        reply = None
-                    if reply is not None or not reused:
-                        break
-                    # The server closed the kept-alive upstream connection as the request
-                    # went out (its idle timeout), unread: send it again on a new one, as a
-                    # real proxy does, instead of failing the client.
-                    upstream.close()
-                    upstream = None
-                if reply is None:
-                    _reset(client)
-                    return
-                reply_head, reply_body = reply
-                if action == "drop":
-                    if self._rule_for(action).then_down:
-                        self.down()
-                    _reset(client)
-                    return
-                if action == "502":
-                    client.sendall(
-                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
-                        b"Content-Length: 11\r\n\r\nBad Gateway"
-                    )
-                    continue
-                if action == "500":
-                    body = b'{"exception_message":"Internal Server Error"}'
-                    client.sendall(
-                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-                    )
-                    continue
-                if action == "504":
-                    client.sendall(
-                        b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
-                        b"Content-Length: 15\r\n\r\nGateway Timeout"
-                    )
-                    continue
-                if action == "interim":
-                    client.sendall(
-                        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
-                    )
-                if action == "reset_mid_body":
-                    client.sendall(reply_head + reply_body[: max(1, len(reply_body) // 2)])
-                    time.sleep(0.05)
-                    _reset(client)
-                    return
-                if action == "delay":
-                    time.sleep(self._rule_for(action).delay_seconds)
-                if action == "drip":
-                    delay = self._rule_for(action).drip_seconds
-                    for byte in reply_head + reply_body:
-                        client.sendall(bytes([byte]))
-                        time.sleep(delay)
-                    continue
-                client.sendall(reply_head + reply_body)
+                with self._in_flight():
+                    head, body = request
+                    method, path = head.split(b" ", 2)[:2]
+                    action = self._pick(method.decode(), path.decode())
+                    if action == "refuse":
+                        _reset(client)
+                        return
+                    if action == "oversized":
+                        self._send_oversized(client)
+                        continue
+                    if action == "retry_after":
+                        rule = self._rule_for(action)
+                        client.sendall(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                            b"Retry-After: " + rule.retry_after.encode() + b"\r\n\r\n"
+                        )
+                        continue
+                    reply = None
+                    for _ in range(2):
+                        reused = upstream is not None
+                        if upstream is None:
+                            upstream = socket.create_connection(self.upstream, timeout=60)
+                            upstream_reader = upstream.makefile("rb")
+                        try:
+                            upstream.sendall(head + body)
+                            reply = _read_message(upstream_reader, is_request=False)
+                        except OSError:
+                            reply = None
+                        if reply is not None or not reused:
+                            break
+                        # The server closed the kept-alive upstream connection as the request
+                        # went out (its idle timeout), unread: send it again on a new one, as a
+                        # real proxy does, instead of failing the client.
+                        upstream.close()
+                        upstream = None
+                    if reply is None:
+                        _reset(client)
+                        return
+                    reply_head, reply_body = reply
+                    if action == "drop":
+                        if self._rule_for(action).then_down:
+                            self.down()
+                        _reset(client)
+                        return
+                    if action == "502":
+                        client.sendall(
+                            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                            b"Content-Length: 11\r\n\r\nBad Gateway"
+                        )
+                        continue
+                    if action == "500":
+                        body = b'{"exception_message":"Internal Server Error"}'
+                        client.sendall(
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                        )
+                        continue
+                    if action == "504":
+                        client.sendall(
+                            b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
+                            b"Content-Length: 15\r\n\r\nGateway Timeout"
+                        )
+                        continue
+                    if action == "interim":
+                        client.sendall(
+                            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                        )
+                    if action == "reset_mid_body":
+                        client.sendall(reply_head + reply_body[: max(1, len(reply_body) // 2)])
+                        time.sleep(0.05)
+                        _reset(client)
+                        return
+                    if action == "delay":
+                        time.sleep(self._rule_for(action).delay_seconds)
+                    if action == "drip":
+                        delay = self._rule_for(action).drip_seconds
+                        for byte in reply_head + reply_body:
+                            client.sendall(bytes([byte]))
+                            time.sleep(delay)
+                        continue
+                    client.sendall(reply_head + reply_body)
         except OSError:
             _reset(client)
         finally:

@@ -7,6 +7,10 @@ get when that fetch ends badly.
 * Anything else that ends the leader (KeyboardInterrupt, SystemExit, gevent.Timeout,
   GreenletExit, Celery's SoftTimeLimitExceeded, a bug in a patched-in tool) belongs to the
   leader: it is raised there only, and a waiter takes the fetch over within its own budget.
+* A fetch that is being retried tells its waiters so at each retry: they wait along; one
+  that goes quiet for longer than an attempt (plus a back-off wait after a retry) is given
+  up with APITimeoutError.
+* Every error for want of a token is marked, and says the request was not sent.
 
 The fetch is a plain callable here; the same rules against a real server with CSRF on, with
 real Ctrl-C and gevent.Timeout, are in tests/worlds/test_worlds.py.
@@ -19,7 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Type, Union
 import pytest
 import requests
 
-from orchestration_client._http._csrf import CsrfToken, _Flight
+from orchestration_client._http import _csrf as csrf_module
+from orchestration_client._http._csrf import CsrfToken, Fetch, _Flight, token_failure
 from orchestration_client._http._transport import Transport
 from orchestration_client.exceptions import (
     APIConnectionError,
@@ -54,7 +59,7 @@ class Leader:
         self.waiters_started = threading.Semaphore(0)
         self.lock = threading.Lock()
 
-    def __call__(self, client_id: str) -> requests.Response:
+    def __call__(self, client_id: str, progress: Callable[[], None]) -> requests.Response:
         with self.lock:
             self.calls += 1
             number = self.calls
@@ -99,7 +104,7 @@ def token_of(call: Callable[[], Dict[str, str]]) -> str:
         raise AssertionError(f"the call raised {exc!r}") from None
 
 
-def new_token(fetch: Callable[[str], requests.Response], limit: float = 10) -> CsrfToken:
+def new_token(fetch: Fetch, limit: float = 10) -> CsrfToken:
     return CsrfToken(True, fetch=fetch, check=Transport.raise_for_status, timeout=(limit, 0))
 
 
@@ -174,7 +179,7 @@ def test_a_failed_fetch_answers_every_waiter_once(
 def test_a_waiter_waits_for_other_fetches_no_longer_than_its_own_budget() -> None:
     release = threading.Event()
 
-    def hang(client_id: str) -> requests.Response:
+    def hang(client_id: str, progress: Callable[[], None]) -> requests.Response:
         release.wait(30)
         return token_reply("late")
 
@@ -184,9 +189,11 @@ def test_a_waiter_waits_for_other_fetches_no_longer_than_its_own_budget() -> Non
     while token._flight is None:
         time.sleep(0.01)
     started = time.monotonic()
-    with pytest.raises(APITimeoutError, match=r"no CSRF token within 0\.5 s"):
+    with pytest.raises(APITimeoutError, match=r"not been answered within 0\.5 s") as caught:
         token.headers()
     assert time.monotonic() - started < 5
+    assert "no CSRF token could be had, so the request was not sent" in str(caught.value)
+    assert token_failure(caught.value)
     release.set()
     leader.join(10)
 
@@ -196,7 +203,7 @@ def test_after_an_abandoned_flight_the_takeover_gets_only_what_is_left_of_the_bu
     over and then follows nobody else for longer than the 0.4 s left."""
     calls: List[float] = []
 
-    def fetch(client_id: str) -> requests.Response:
+    def fetch(client_id: str, progress: Callable[[], None]) -> requests.Response:
         calls.append(time.monotonic())
         if len(calls) == 1:
             time.sleep(0.6)
@@ -223,10 +230,13 @@ def test_after_an_abandoned_flight_the_takeover_gets_only_what_is_left_of_the_bu
 
 
 def test_a_flight_left_unfinished_does_not_block_later_callers() -> None:
-    """If the leader is stopped so abruptly that its flight is never marked done, the waiter
-    that times out on it clears it, so the next caller fetches instead of waiting again."""
-    token = new_token(lambda client_id: token_reply("fresh"), limit=0.3)
-    token._flight = _Flight()  # as if the leader died between its fetch and its clean-up
+    """If the leader is stopped so abruptly that its flight is never released (a second
+    interrupt while the interpreter unwinds the first), the waiter that times out on it
+    clears it, so the next caller fetches instead of waiting again."""
+    token = new_token(lambda client_id, progress: token_reply("fresh"), limit=0.3)
+    flight = _Flight(0.3)
+    flight.running.acquire()  # held for ever, with no outcome: the leader is gone
+    token._flight = flight
     with pytest.raises(APITimeoutError):
         token.headers()
     started = time.monotonic()
@@ -238,7 +248,7 @@ def test_a_refused_token_is_renewed_by_a_waiter_after_the_renewing_leader_is_int
     calls: List[Optional[str]] = []
     first_renewal = threading.Event()
 
-    def fetch(client_id: str) -> requests.Response:
+    def fetch(client_id: str, progress: Callable[[], None]) -> requests.Response:
         calls.append(client_id)
         if len(calls) == 2:  # the first renewal: its caller is interrupted
             first_renewal.set()
@@ -262,3 +272,89 @@ def test_a_refused_token_is_renewed_by_a_waiter_after_the_renewing_leader_is_int
     assert token_of(lambda: token.headers(refused="t1")) == "t3"
     thread.join(10)
     assert [type(error) for error in interrupted] == [KeyboardInterrupt]
+
+
+def test_a_waiter_goes_on_waiting_while_the_fetch_is_retried() -> None:
+    """A fetch that is answered and retried (500s while the database restarts) keeps its
+    waiters waiting past one attempt's time: each retry is a sign of life."""
+
+    def fetch(client_id: str, progress: Callable[[], None]) -> requests.Response:
+        for _ in range(6):
+            time.sleep(0.2)  # an attempt answered 500, then the back-off wait
+            progress()
+        return token_reply("after-the-blip")
+
+    token = new_token(fetch, limit=0.5)
+    leader = threading.Thread(target=token.headers)
+    leader.start()
+    while token._flight is None:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert token_of(token.headers) == "after-the-blip"
+    assert time.monotonic() - started > 0.5  # longer than one attempt: it waited along
+    leader.join(10)
+
+
+def test_after_the_last_sign_of_life_a_waiter_waits_one_wait_and_one_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(csrf_module, "MAX_WAIT", 0.5)  # the longest back-off wait
+    release = threading.Event()
+
+    def fetch(client_id: str, progress: Callable[[], None]) -> requests.Response:
+        time.sleep(0.2)
+        progress()  # retried once, then the next attempt hangs
+        release.wait(30)
+        return token_reply("late")
+
+    token = new_token(fetch, limit=0.5)
+    leader = threading.Thread(target=token.headers)
+    leader.start()
+    while token._flight is None:
+        time.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(APITimeoutError, match=r"within 1 s \(.* and a back-off wait\)"):
+        token.headers()
+    assert 0.5 < time.monotonic() - started < 5
+    release.set()
+    leader.join(10)
+
+
+@pytest.mark.parametrize("role", ["leader", "waiters"])
+def test_an_error_for_want_of_a_token_says_the_request_was_not_sent(role: str) -> None:
+    """Marked so (set_task_run_state must not take it for a failure of its proposal); a
+    timeout or a connection failure names the request, a token reply's error keeps naming
+    GET /csrf-token."""
+    for failure, kind in [
+        (raises(APITimeoutError("GET /csrf-token: no reply within 10 s")), APITimeoutError),
+        (lambda: token_reply("", status=500), PrefectHTTPStatusError),
+    ]:
+        leader = Leader(failure)
+        token = new_token(leader)
+        outcome: Dict[str, List[Any]] = {"leader": [], "waiters": []}
+
+        def call(who: str, token: CsrfToken = token, outcome: Dict[str, List[Any]] = outcome) -> None:
+            try:
+                token.headers(request="POST /task_runs/1/set_state")
+            except BaseException as exc:
+                outcome[who].append(exc)
+
+        threads = [threading.Thread(target=call, args=("leader",))]
+        threads[0].start()
+        assert leader.in_fetch.wait(10)
+        for _ in range(WAITERS):
+            threads.append(threading.Thread(target=call, args=("waiters",)))
+            threads[-1].start()
+            leader.waiters_started.release()
+        for thread in threads:
+            thread.join(10)
+        for error in outcome[role]:
+            assert type(error) is kind and token_failure(error)
+            if kind is APITimeoutError:
+                assert str(error).startswith(
+                    "no CSRF token could be had, so POST /task_runs/1/set_state was not sent: "
+                    "GET /csrf-token: no reply within 10 s"
+                )
+            else:
+                assert "/csrf-token" in error.url
+        assert len(outcome[role]) == (1 if role == "leader" else WAITERS)

@@ -22,6 +22,7 @@ from orchestration_client._http import _retry as retry_module
 from orchestration_client._models._bodies import StateCreate
 from orchestration_client.exceptions import (
     APIConnectionError,
+    APITimeoutError,
     OrchestrationClientError,
     PrefectHTTPStatusError,
     StateChangeOutcomeUnknown,
@@ -376,3 +377,34 @@ def test_a_history_read_on_a_connection_the_server_closed_is_tried_again_at_once
     with pytest.raises(StateChangeOutcomeUnknown):
         SyncPrefectClient(API).set_task_run_state(RUN, Running())
     assert server.history_reads == 2 + 2 + 1
+
+
+@pytest.mark.parametrize("token_reply", ["500", "timeout"])
+def test_a_csrf_token_that_cannot_be_had_is_raised_as_it_is_and_nothing_is_sent(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, token_reply: str
+) -> None:
+    """The token is fetched before the proposal is sent: its failure is not the proposal's
+    (no history read, no StateChangeOutcomeUnknown, no second token fetch)."""
+    monkeypatch.setenv("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "true")
+    monkeypatch.setenv("ORCHESTRATION_CLIENT_RETRY_500_SECONDS", "0")  # a 500 at once
+    server = Server(mock, [])
+    fetches: List[int] = []
+
+    def csrf_token(request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
+        fetches.append(1)
+        if token_reply == "timeout":
+            raise requests.ReadTimeout("read timed out")
+        return 500, {}, json.dumps({"exception_message": "Internal Server Error"})
+
+    mock.add_callback(responses.GET, f"{API}/csrf-token", callback=csrf_token)
+    with pytest.raises(OrchestrationClientError) as caught:
+        SyncPrefectClient(API).set_task_run_state(RUN, Running())
+    error = caught.value
+    assert not isinstance(error, StateChangeOutcomeUnknown)
+    if token_reply == "500":
+        assert isinstance(error, PrefectHTTPStatusError) and error.status_code == 500
+        assert "/csrf-token" in error.url
+    else:
+        assert isinstance(error, APITimeoutError)
+        assert f"POST /task_runs/{RUN}/set_state was not sent" in str(error)
+    assert server.bodies == [] and server.history_reads == 0 and len(fetches) == 1

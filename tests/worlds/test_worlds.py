@@ -238,10 +238,14 @@ def test_gevent(
     runs = 3 + 12 + 4 + 4 + (1 if mode == "after" else 0)
     assert_right(report, runs, reads=80 * 5 + 40 + 40)
     assert_pools_whole(report)
-    assert load.peak <= 16, f"{load.peak} connections open at once"
+    # busy_peak is exact. peak may also count sockets the client has just closed (a greenlet
+    # interrupted mid-call drops its connection and the next caller opens a new one) until
+    # the proxy reads their end: a loose bound, still far below the 80 seen without a cap.
+    assert load.busy_peak <= 16, f"{load.busy_peak} requests in flight at once"
+    assert load.peak <= 20, f"{load.peak} connections open at once"
     assert_on_server(checker, tag, runs)
     assert runs_tagged(checker, f"{tag}-leader") == []
-    figure(f"gevent patch_all {mode}", report, peak_connections=load.peak)
+    figure(f"gevent patch_all {mode}", report, peak_connections=load.peak, peak_in_flight=load.busy_peak)
 
 
 def test_eventlet(
@@ -256,10 +260,14 @@ def test_eventlet(
     report = worlds("eventlet_world.py", env=env).report()
     assert_right(report, 3 + 12 + 3 + 3, reads=400 + 20)
     assert_pools_whole(report)
-    assert load.peak <= 16, f"{load.peak} connections open at once"
+    # busy_peak is exact. peak may also count sockets the client has just closed (a greenlet
+    # interrupted mid-call drops its connection and the next caller opens a new one) until
+    # the proxy reads their end: a loose bound, still far below the 80 seen without a cap.
+    assert load.busy_peak <= 16, f"{load.busy_peak} requests in flight at once"
+    assert load.peak <= 20, f"{load.peak} connections open at once"
     assert_on_server(checker, tag, report.runs)
     assert runs_tagged(checker, f"{tag}-leader") == []
-    figure("eventlet", report, peak_connections=load.peak)
+    figure("eventlet", report, peak_connections=load.peak, peak_in_flight=load.busy_peak)
 
 
 # ---- prefork servers and process pools ---------------------------------------------------------
