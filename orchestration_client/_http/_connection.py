@@ -52,7 +52,9 @@ A client may pass ``check_new_connection``: called before each new connection is
 (with None) and once it is open (with its socket), before anything is sent on it; a reason
 returned refuses the connection (``ConnectionVetoed``, never retried, its cause a
 ``NewConnectionError``: nothing was sent). The local server uses it to make sure every
-connection reaches the server the client verified.
+connection reaches the server the client verified. The pool connects in ``_validate_conn``,
+which urllib3 calls just before sending; under a tool that stands in for sockets (vcrpy)
+there may be no socket to check, and only the first call is made.
 
 The pools are the stock urllib3 classes with small overrides (``_new_conn`` sets the
 connection's ``response_class``; the wait bound, the slots and the retry wait above), so
@@ -169,26 +171,25 @@ class ConnectionVetoed(Exception):
     sent on it. Not an ``OSError``: urllib3 must not retry it; the transport reports it."""
 
 
-def _checked(conn: Any, check: ConnectionCheck) -> None:
-    """Make ``conn.connect`` ask ``check`` before connecting and once connected."""
-    connect = conn.connect
+def _connect_checked(conn: Any, check: ConnectionCheck) -> None:
+    """Open ``conn`` if ``check`` allows it, then ask ``check`` again with its socket."""
 
     def refuse(reason: str) -> ConnectionVetoed:
         vetoed = ConnectionVetoed(reason)
         vetoed.__cause__ = NewConnectionError(conn, reason)  # nothing was sent
         return vetoed
 
-    def connect_checked() -> None:
-        reason = check(None)
-        if reason is not None:
-            raise refuse(reason)
-        connect()
-        reason = check(conn.sock)
-        if reason is not None:
-            conn.close()
-            raise refuse(reason)
-
-    conn.connect = connect_checked
+    reason = check(None)
+    if reason is not None:
+        raise refuse(reason)
+    conn.connect()
+    sock = conn.sock
+    # A tool that stands in for the network (vcrpy) may hand back no real socket, or
+    # connect only later: then the first check is all there is.
+    reason = check(sock) if isinstance(sock, socket.socket) else None
+    if reason is not None:
+        conn.close()
+        raise refuse(reason)
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -537,9 +538,18 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
     def _new_conn(self: Any) -> Any:
         conn = pool_class._new_conn(self)
         conn.response_class = reply
-        if self.check_new_connection is not None:
-            _checked(conn, self.check_new_connection)
         return conn
+
+    def _validate_conn(self: Any, conn: Any) -> None:
+        # urllib3 calls this just before it sends a request on ``conn``; a connection
+        # without a socket (new, or closed since) would connect inside ``request``. Here
+        # it connects first, under the check. No attribute of ``conn`` is replaced: tools
+        # that wrap connections (vcrpy copies attributes to the connection it wraps)
+        # would call the replacement from itself.
+        check = self.check_new_connection
+        if check is not None and getattr(conn, "sock", None) is None:
+            _connect_checked(conn, check)
+        pool_class._validate_conn(self, conn)
 
     def _get_conn(self: Any, timeout: Optional[float] = None) -> Any:
         return pool_class._get_conn(self, wait if timeout is None else timeout)
@@ -585,6 +595,7 @@ def _bounded_pool(pool_class: Any, max_bytes: int, wait: Optional[float]) -> Any
             "_new_conn": _new_conn,
             "_get_conn": _get_conn,
             "_put_conn": _put_conn,
+            "_validate_conn": _validate_conn,
             "urlopen": urlopen,
             "QueueCls": ConnectionSlots,
             "check_new_connection": None,

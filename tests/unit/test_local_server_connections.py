@@ -56,6 +56,23 @@ def test_each_new_connection_is_checked_before_and_after_connecting(stub: StubSe
     assert len(stub.seen) == 2
 
 
+def test_vcrpy_records_and_replays_a_checked_client(
+    stub: StubServer, tmp_path: "os.PathLike[str]"
+) -> None:
+    """vcrpy wraps each connection and copies attributes set on it to the real one: a check
+    installed by replacing ``conn.connect`` made every call recurse (round 2 of issue 17's
+    review). The check needs no attribute of the connection replaced."""
+    vcr = pytest.importorskip("vcr")
+    tape = vcr.VCR(cassette_library_dir=str(tmp_path), filter_query_parameters=["client"])
+    check = Check()
+    with tape.use_cassette("local.yaml", record_mode="all"), client(stub.api_url, check) as api:
+        assert api.api_healthcheck() is None
+    assert check.seen[:1] == [None] and len(stub.seen) == 1
+    with tape.use_cassette("local.yaml", record_mode="none"), client(stub.api_url, check) as api:
+        assert api.api_healthcheck() is None
+    assert len(stub.seen) == 1  # replayed: nothing reached the server
+
+
 @pytest.mark.parametrize("before, after", [("gone before", None), (None, "gone after")])
 def test_a_refused_connection_fails_at_once_and_sends_nothing(
     stub: StubServer, before: Optional[str], after: Optional[str]
