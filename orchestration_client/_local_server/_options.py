@@ -49,8 +49,13 @@ def idle_timeout(env: Optional[Mapping[str, str]] = None) -> float:
 def prefect_home(env: Optional[Mapping[str, str]] = None) -> str:
     """``PREFECT_HOME`` from the environment (``~`` expanded), else ``~/.prefect``: where
     Prefect keeps its database and where the local server's record lives. Symbolic links
-    are resolved, so every spelling of one directory finds the same server."""
-    raw = (os.environ if env is None else env).get("PREFECT_HOME", "").strip()
+    are resolved, so every spelling of one directory finds the same server. The name counts
+    in any case, the later spelling winning, as for Prefect's ``home`` setting (where the
+    server keeps its database)."""
+    raw = ""
+    for name, value in (os.environ if env is None else env).items():
+        if name.upper() == "PREFECT_HOME":
+            raw = value.strip()
     return os.path.realpath(os.path.expanduser(raw or os.path.join("~", ".prefect")))
 
 
@@ -121,20 +126,23 @@ _NOT_COMPARED = (
 
 
 def is_server_setting(name: str) -> bool:
-    """``name`` (upper case, as in the environment) is a setting of Prefect's server that
-    makes a difference to what a script sees (its database, services, limits)."""
+    """``name`` (in any case: Prefect matches them so) is a setting of Prefect's server
+    that makes a difference to what a script sees (its database, services, limits)."""
+    name = name.upper()
     return name.startswith(_SERVER_PREFIXES) and not name.startswith(_NOT_COMPARED)
 
 
 def fingerprint(settings: Mapping[str, str], salt: str) -> Dict[str, str]:
     """Each setting's name with a salted hash of its value: what a server's record keeps,
-    so that no value (a database password) is written down."""
-    return {
-        name: hashlib.sha256(
+    so that no value (a database password) is written down. Names count in upper case,
+    as Prefect matches them in any case."""
+    found = {}
+    for name, value in settings.items():
+        name = name.upper()
+        found[name] = hashlib.sha256(
             f"{salt}\0{name}\0{value}".encode("utf-8", "surrogateescape")
         ).hexdigest()[:32]
-        for name, value in settings.items()
-    }
+    return found
 
 
 def differing_settings(

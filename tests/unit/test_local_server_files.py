@@ -45,6 +45,10 @@ def test_prefect_home(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -
     real = os.path.realpath
     assert _options.prefect_home({"HOME": "/h"}) == real(os.path.expanduser("~/.prefect"))
     assert _options.prefect_home({"PREFECT_HOME": "~/x"}) == real(os.path.expanduser("~/x"))
+    # In any case, the later spelling winning, as Prefect reads its home setting.
+    assert _options.prefect_home({"prefect_home": "~/y"}) == real(os.path.expanduser("~/y"))
+    both = {"PREFECT_HOME": "~/x", "Prefect_Home": "~/y"}
+    assert _options.prefect_home(both) == real(os.path.expanduser("~/y"))
     monkeypatch.chdir(tmp_path)
     assert _options.prefect_home({"PREFECT_HOME": "rel"}) == real(tmp_path / "rel")
     (tmp_path / "link").symlink_to(tmp_path / "rel", target_is_directory=True)
@@ -488,3 +492,26 @@ print("fine")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "fine\n", done.stderr
+
+
+def test_server_setting_names_are_matched_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """Round-2 repro lowercase_setting_names_ignored: Prefect reads its settings in any case,
+    so ``prefect_server_x`` is the server setting ``PREFECT_SERVER_X`` (the later spelling
+    in the environment wins, as in Prefect), and the same value in two spellings is one
+    setting with one value."""
+    from orchestration_client import _get_client
+
+    monkeypatch.setattr(_get_client, "START_DIRECTORY", str(tmp_path))  # no settings files
+    base = {"HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path / "home")}
+    url = "sqlite+aiosqlite:////a.db"
+    name = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+    assert _options.is_server_setting(name.lower())
+    assert _options.is_server_setting("Prefect_Api_Database_Connection_Url")
+    assert _get_client.server_settings({**base, name.lower(): url}) == {name: url}
+    assert _get_client.server_settings({**base, name: "x", name.lower(): url}) == {name: url}
+    assert _get_client.server_settings({**base, name.lower(): "x", name: url}) == {name: url}
+    recorded = _options.fingerprint({name: url}, "salt")
+    assert _options.differing_settings(recorded, "salt", {name.lower(): url}) == []
+    assert _options.differing_settings(recorded, "salt", {}) == [name]
