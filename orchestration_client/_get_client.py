@@ -99,7 +99,8 @@ def server_settings(environ: Optional[Mapping[str, str]] = None) -> Dict[str, st
         _flattened(toml_table(pyproject, ("tool", "prefect", "server")), "PREFECT_SERVER"),
         _flattened(toml_table(prefect_toml, ("server",)), "PREFECT_SERVER"),
         {k.upper(): v for k, v in (dotenv or {}).items() if v is not None},
-        dict(env),
+        # Prefect matches names in any case; of two spellings, the later one wins.
+        {k.upper(): v for k, v in env.items() if k[:8].upper() == "PREFECT_"},
     ]
     for layer in layers:  # lowest priority first
         for name, value in layer.items():

@@ -34,6 +34,7 @@ __all__ = [
     "RETRY_500_VARIABLE",
     "Settings",
     "load_settings",
+    "settings_variables",
 ]
 
 DEFAULT_CLOUD_API_URL = "https://api.prefect.cloud/api"
@@ -47,7 +48,7 @@ _ENV_ONLY_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE
 DEFAULT_RETRY_500_SECONDS = 20.0
 #: The setting that changes it (not a Prefect setting: read from the environment only).
 RETRY_500_VARIABLE = "ORCHESTRATION_CLIENT_RETRY_500_SECONDS"
-# Every variable read below starts with one of these.
+# Every variable read below starts with one of these (Prefect's settings in any case).
 _ENV_PREFIXES = ("PREFECT_", "HOME", RETRY_500_VARIABLE, *_ENV_ONLY_CA_VARIABLES)
 #: The longest ``ORCHESTRATION_CLIENT_RETRY_500_SECONDS`` accepted (an hour); in practice
 #: ``PREFECT_CLIENT_MAX_RETRIES`` ends the retries well before (10 retries: about 6 minutes).
@@ -318,6 +319,14 @@ def _by_table(document: Mapping[str, Any], prefix: Tuple[str, ...], path: str) -
     return lookup
 
 
+def settings_variables(env: Mapping[str, str]) -> Dict[str, str]:
+    """Prefect's settings in ``env`` by lower-case name: Prefect matches names in any case
+    and, when two spellings of one name are set, takes the one that comes later in the
+    environment. (``PREFECT_PROFILE``, ``PREFECT_HOME`` for the profiles file, the test-mode
+    switches and ``PREFECT__*`` are read by their exact names, by Prefect and by us.)"""
+    return {k.lower(): v for k, v in env.items() if k[:8].upper() == "PREFECT_"}
+
+
 def _start_directory() -> str:
     try:
         return os.getcwd()
@@ -339,7 +348,7 @@ def load_settings(
     environ = os.environ if env is None else env  # .env may expand any variable
     if env is None:
         # One pass over the environment: a missing key costs os.environ an exception.
-        env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if k.upper().startswith(_ENV_PREFIXES)}
     if cwd is None:
         cwd = START_DIRECTORY
     dotenv_path = os.path.join(cwd, ".env")
@@ -350,7 +359,7 @@ def load_settings(
     pyproject = read_toml(pyproject_path)
     profile = find_profile(env, cwd, dotenv, prefect_toml, pyproject)
 
-    sources: List[_Lookup] = [_by_name(env, "{name} in the environment")]
+    sources: List[_Lookup] = [_by_name(settings_variables(env), "{name} in the environment", True)]
     if dotenv:
         lowered = {key.lower(): value for key, value in dotenv.items()}
         sources.append(_by_name(lowered, f"{{name}} in {dotenv_path}", lower=True))

@@ -45,6 +45,10 @@ def test_prefect_home(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -
     real = os.path.realpath
     assert _options.prefect_home({"HOME": "/h"}) == real(os.path.expanduser("~/.prefect"))
     assert _options.prefect_home({"PREFECT_HOME": "~/x"}) == real(os.path.expanduser("~/x"))
+    # In any case, the later spelling winning, as Prefect reads its home setting.
+    assert _options.prefect_home({"prefect_home": "~/y"}) == real(os.path.expanduser("~/y"))
+    both = {"PREFECT_HOME": "~/x", "Prefect_Home": "~/y"}
+    assert _options.prefect_home(both) == real(os.path.expanduser("~/y"))
     monkeypatch.chdir(tmp_path)
     assert _options.prefect_home({"PREFECT_HOME": "rel"}) == real(tmp_path / "rel")
     (tmp_path / "link").symlink_to(tmp_path / "rel", target_is_directory=True)
@@ -488,3 +492,109 @@ print("fine")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "fine\n", done.stderr
+
+
+def test_server_setting_names_are_matched_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """Round-2 repro lowercase_setting_names_ignored: Prefect reads its settings in any case,
+    so ``prefect_server_x`` is the server setting ``PREFECT_SERVER_X`` (the later spelling
+    in the environment wins, as in Prefect), and the same value in two spellings is one
+    setting with one value."""
+    from orchestration_client import _get_client
+
+    monkeypatch.setattr(_get_client, "START_DIRECTORY", str(tmp_path))  # no settings files
+    base = {"HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path / "home")}
+    url = "sqlite+aiosqlite:////a.db"
+    name = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+    assert _options.is_server_setting(name.lower())
+    assert _options.is_server_setting("Prefect_Api_Database_Connection_Url")
+    assert _get_client.server_settings({**base, name.lower(): url}) == {name: url}
+    assert _get_client.server_settings({**base, name: "x", name.lower(): url}) == {name: url}
+    assert _get_client.server_settings({**base, name.lower(): "x", name: url}) == {name: url}
+    recorded = _options.fingerprint({name: url}, "salt")
+    assert _options.differing_settings(recorded, "salt", {name.lower(): url}) == []
+    assert _options.differing_settings(recorded, "salt", {}) == [name]
+
+
+def test_only_settings_the_server_reads_are_compared() -> None:
+    """Round-2 repro settings_false_positive_restarts (a): client-only settings with
+    server-looking names do not tell two scripts' servers apart."""
+    for name in ("PREFECT_TASK_SCHEDULING_DEFAULT_STORAGE_BLOCK", "PREFECT_EXPERIMENTS_WARN",
+                 "PREFECT_TASKS_SCHEDULING_DELETE_FAILED_SUBMISSIONS",
+                 "PREFECT_EVENTS_WORKER_MAX_QUEUE_SIZE", "PREFECT_EXPERIMENTS_PLUGINS_STRICT"):
+        assert not _options.is_server_setting(name), name
+    for name in ("PREFECT_TASK_SCHEDULING_MAX_SCHEDULED_QUEUE_SIZE", "PREFECT_PLUGINS_ENABLED",
+                 "PREFECT_EXPERIMENTS_PLUGINS_ALLOW", "PREFECT_EVENTS_RETENTION_PERIOD",
+                 "PREFECT_SERVER_DATABASE_TIMEOUT"):
+        assert _options.is_server_setting(name), name
+
+
+@pytest.mark.parametrize("name, same, different", [
+    ("PREFECT_SERVER_DATABASE_TIMEOUT", ["10", "10.0", " 10 ", "+10", "010", "10.000"],
+     ["11", "1e1", "10.5", ""]),
+    ("PREFECT_SERVER_API_DEFAULT_LIMIT", ["0", "-0", "0.0", "000"], ["1", "-1"]),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", ["true", "True", "TRUE", "1", "on", "yes", "t"],
+     ["false", "0", " true", "2"]),
+    # Text, a timedelta, a set-or-boolean: compared as written.
+    ("PREFECT_SERVER_DATABASE_CONNECTION_URL", ["sqlite+aiosqlite:////x.db"],
+     [" sqlite+aiosqlite:////x.db", "SQLITE+aiosqlite:////x.db"]),
+    ("PREFECT_SERVER_EVENTS_RETENTION_PERIOD", ["10"], ["10.0"]),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", ["true"], ["True", "1"]),
+])  # fmt: skip
+def test_one_value_in_other_spellings_is_one_setting(
+    name: str, same: "list[str]", different: "list[str]"
+) -> None:
+    """Round-2 repro settings_false_positive_restarts (b)."""
+    recorded = _options.fingerprint({name: same[0]}, "salt")
+    for value in same:
+        assert _options.differing_settings(recorded, "salt", {name: value}) == [], value
+    for value in different:
+        assert _options.differing_settings(recorded, "salt", {name: value}) == [name], value
+
+
+KINDS_PROBE = """
+import json, types, typing
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+from prefect.settings.models.root import Settings
+
+def walk(model, path):
+    for field_name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseSettings):
+            yield from walk(kind, path + (field_name,))
+            continue
+        alias = field.validation_alias
+        names = ([a for a in alias.choices if isinstance(a, str)] if isinstance(alias, AliasChoices)
+                 else [model.model_config.get("env_prefix") + field_name])
+        union = typing.get_origin(kind) in (typing.Union, getattr(types, "UnionType", None))
+        args = [a for a in typing.get_args(kind) if a is not type(None)] if union else [kind]
+        seen = "boolean" if args == [bool] else "number" if args in ([int], [float]) else None
+        for name in names:
+            yield name.upper(), ".".join(path + (field_name,)), seen
+
+print(json.dumps(list(walk(Settings, ()))))
+"""
+
+
+def test_server_settings_and_their_kinds_agree_with_prefect() -> None:
+    """Every name of the installed Prefect's settings: those of ``server.*`` (and the plugin
+    switches its database configuration reads) are server settings, no other is; a value
+    is normalised as a boolean or a number only where Prefect reads one."""
+    pytest.importorskip("prefect")
+    from support.helpers import installed_prefect, prefect_is_older
+
+    if prefect_is_older():
+        pytest.skip(f"names of Prefect 3.9; Prefect {installed_prefect()} is installed")
+    done = subprocess.run([sys.executable, "-c", KINDS_PROBE], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    server_read = ("plugins.enabled", "plugins.allow", "plugins.deny")
+    for name, path, kind in json.loads(done.stdout):
+        if path.startswith("server.") or path in server_read:
+            not_compared = name.startswith(_options._NOT_COMPARED) or path.startswith("server.ui.")
+            assert _options.is_server_setting(name) or not_compared, name
+            assert _options.value_kind(name) in (None, kind), (name, kind)
+        else:
+            assert not _options.is_server_setting(name), name

@@ -127,7 +127,7 @@ ORDER = list(SOURCES)  # highest priority first
 
 
 def run_ours(lay: Layout, monkeypatch: pytest.MonkeyPatch, stub: RecordingStub) -> object:
-    for name in [n for n in os.environ if n.startswith("PREFECT_") or n == "HOME"]:
+    for name in [n for n in os.environ if n.upper().startswith("PREFECT_") or n == "HOME"]:
         monkeypatch.delenv(name)
     for name, value in lay.env.items():
         monkeypatch.setenv(name, value)
@@ -253,6 +253,32 @@ def dotenv_expansion(lay: Layout, url: str, key: str) -> None:
     lay.write(".env", f"ROOT='{url}'\nPREFECT_API_URL=${{ROOT}}\nPREFECT_API_KEY=\"${{TEAM_KEY}}\"\n")
 
 
+def env_in_lower_and_mixed_case(lay: Layout, url: str, key: str) -> None:
+    """Prefect matches environment names in any case."""
+    lay.env.update(prefect_api_url=url, Prefect_Api_Key=key)
+
+
+def env_both_spellings_lower_last(lay: Layout, url: str, key: str) -> None:
+    """Two spellings of one name: the one later in the environment wins, in Prefect."""
+    lay.env.update(PREFECT_API_URL="http://127.0.0.1:9/api", PREFECT_API_KEY="wrong")
+    lay.env.update(prefect_api_url=url, prefect_api_KEY=key)
+
+
+def env_both_spellings_upper_last(lay: Layout, url: str, key: str) -> None:
+    lay.env.update(prefect_api_url="http://127.0.0.1:9/api", prefect_api_key="wrong")
+    lay.env.update(PREFECT_API_URL=url, PREFECT_API_KEY=key)
+
+
+def lower_case_env_beats_dotenv(lay: Layout, url: str, key: str) -> None:
+    lay.write(".env", "PREFECT_API_URL=http://127.0.0.1:9/api\nPREFECT_API_KEY=wrong\n")
+    lay.env.update(prefect_api_url=url, prefect_api_key=key)
+
+
+def dotenv_both_spellings(lay: Layout, url: str, key: str) -> None:
+    lay.write(".env", f"PREFECT_API_URL=http://127.0.0.1:9/api\nprefect_api_url={url}\n"
+                      f"Prefect_Api_Key={key}\n")
+
+
 def profile_without_url_refuses(lay: Layout, url: str, key: str) -> None:
     """A profiles file whose active profile has no URL: both refuse (no silent server)."""
     lay.write("~/.prefect/profiles.toml", profiles("empty", empty={"PREFECT_API_KEY": key}))
@@ -278,7 +304,8 @@ EXTRA = {f.__name__: f for f in [
     auth_profile, profile_named_by_variable, profiles_path_variable, profiles_path_in_dotenv,
     profiles_path_in_prefect_toml, prefect_home_variable, dotenv_expansion,
     profile_without_url_refuses, empty_variable_hides_profile, unit_test_mode_ignores_profiles,
-    unknown_profile_name,
+    unknown_profile_name, env_in_lower_and_mixed_case, env_both_spellings_lower_last,
+    env_both_spellings_upper_last, lower_case_env_beats_dotenv, dotenv_both_spellings,
 ]}  # fmt: skip
 DIFFERENTIAL = (
     [(name, [name]) for name in ORDER]
@@ -460,6 +487,19 @@ def every_setting_from_a_different_source(lay: Layout) -> None:
         "PREFECT_API_KEY": "k-profile", "PREFECT_API_URL": "http://profile/api"}))
 
 
+def every_setting_in_lower_or_mixed_case(lay: Layout) -> None:
+    every_setting_from_the_profile(lay)
+    lay.env.update({
+        "prefect_api_url": "http://lower/api", "Prefect_Api_Key": "k-lower",
+        "PREFECT_API_REQUEST_TIMEOUT": "7", "prefect_api_request_timeout": "8",
+        "prefect_client_max_retries": "4", "PREFECT_CLIENT_MAX_RETRIES": "6",
+        "prefect_client_retry_extra_codes": "503", "prefect_client_csrf_support_enabled": "1",
+        "prefect_unit_test_mode": "false", "prefect_server_allow_ephemeral_mode": "false",
+        "prefect_server_ephemeral_startup_timeout_seconds": "12",
+        "prefect_cloud_api_url": "https://lower.example/api",
+    })
+
+
 def every_setting_from_the_profile(lay: Layout) -> None:
     lay.write("~/.prefect/profiles.toml", profiles("p", p={
         "PREFECT_API_URL": "http://profile/api", "PREFECT_API_KEY": "k",
@@ -474,7 +514,8 @@ def every_setting_from_the_profile(lay: Layout) -> None:
 
 
 @pytest.mark.parametrize("writer", [every_setting_from_a_different_source,
-                                    every_setting_from_the_profile])
+                                    every_setting_from_the_profile,
+                                    every_setting_in_lower_or_mixed_case])
 def test_every_setting_resolves_as_in_prefect(
     writer: object, tmp_path: pathlib.Path
 ) -> None:
