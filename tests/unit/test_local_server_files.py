@@ -202,6 +202,45 @@ def test_a_home_everyone_may_write_is_refused(tmp_path: pathlib.Path) -> None:
     directory(home).close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user or group")
+def test_a_home_another_user_owns_or_a_shared_group_may_write_is_refused(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Round 2 (home_writable_by_group_or_owned_by_other): a PREFECT_HOME owned by another
+    user, or writable by a group that is not the user's private group, lets someone else
+    plant the database; refused, saying why and what to do. A group-writable home whose
+    group is the user's private one (same name, no members: Debian's umask 002) is fine."""
+    import grp
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    others = [g for g in grp.getgrall() if g.gr_name != me and g.gr_gid != os.getegid()]
+    assert others, "no other group on this machine"
+    home = tmp_path / "theirs"
+    home.mkdir()
+    home.chmod(0o755)
+    os.chown(home, 65534, -1)
+    with pytest.raises(PermissionError, match=r"PREFECT_HOME \(.*theirs\) belongs to another "
+                       r"user \(uid 65534\).*chown.*PREFECT_HOME.*PREFECT_API_URL"):
+        _files.Directory.open(str(home), create=True)
+    assert list(home.iterdir()) == []
+    shared = tmp_path / "shared-group"
+    shared.mkdir()
+    shared.chmod(0o2770)
+    os.chown(shared, os.geteuid(), others[0].gr_gid)
+    with pytest.raises(PermissionError, match=r"PREFECT_HOME \(.*shared-group\) is writable "
+                       rf"by the group {others[0].gr_name}.*chmod g-w .*PREFECT_API_URL"):
+        _files.Directory.open(str(shared), create=True)
+    assert list(shared.iterdir()) == []
+    own = grp.getgrgid(os.getegid())
+    if own.gr_name == me and not own.gr_mem:  # the user's private group: accepted
+        os.chown(shared, os.geteuid(), own.gr_gid)
+        directory(shared).close()
+    shared.chmod(0o2750)  # not group-writable: any group is fine
+    os.chown(shared, os.geteuid(), others[0].gr_gid)
+    directory(shared).close()
+
+
 def test_errors_say_where_and_what_to_do(tmp_path: pathlib.Path) -> None:
     """Defect 12 (read_only_home_error), without a read-only mount: a PREFECT_HOME below a
     plain file cannot be made."""
