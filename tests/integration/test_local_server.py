@@ -504,6 +504,38 @@ def test_a_record_pointing_at_a_foreign_port_is_not_believed(
             foreign.close()
 
 
+def test_a_server_this_process_cannot_reach_is_not_stopped_while_in_use(
+    local_home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 2 (other_net_namespace_kills_server_in_use): seen from another network
+    namespace the socket table shows no listener and the challenge cannot connect (forced
+    here). The server in use is left alone and this process gets a server of its own,
+    saying why; once no client uses it, it is replaced as before."""
+    from orchestration_client._local_server import _identity, _shared
+
+    home = local_home("home")
+    holder = Holder(home)
+    try:
+        pid, port = int(record(home)["pid"]), int(record(home)["port"])  # type: ignore[call-overload]
+        owns, proves = _identity.owns_port, _identity.proves_credential
+        monkeypatch.setattr(_identity, "owns_port",
+                            lambda p, q: None if q == port else owns(p, q))  # fmt: skip
+        monkeypatch.setattr(_identity, "proves_credential",
+                            lambda q, a, timeout=5.0: q != port and proves(q, a))  # fmt: skip
+        outcome = _shared.connect(str(home), 600, 60)
+        assert isinstance(outcome, _shared.Fallback), outcome
+        assert "cannot be reached or verified from this process" in outcome.reason
+        assert "other scripts are using it" in outcome.reason
+        assert alive(pid) and record(home)["pid"] == pid and clients_lock_free(home) is False
+        assert holder.call() == "ok"
+    finally:
+        holder.close()
+    replaced = _shared.connect(str(home), 600, 60)  # unused now: replaced
+    assert isinstance(replaced, _shared.SharedServer)
+    replaced.stop()
+    assert replaced.record.pid != pid and gone_within(pid, 30)
+
+
 def test_the_challenge_is_answered_by_our_server_only_for_its_own_port(running: pathlib.Path) -> None:
     from orchestration_client._local_server import _identity
 
