@@ -570,10 +570,11 @@ def _terminate(
 
 
 def stop_command(env: Optional[Mapping[str, str]] = None) -> str:
-    """The command that stops the shared server of this environment's ``PREFECT_HOME``."""
+    """The command that stops the shared server of this environment's ``PREFECT_HOME``,
+    runnable as printed: this interpreter by its full path, not whatever ``python`` is."""
     home = (os.environ if env is None else env).get("PREFECT_HOME", "").strip()
     prefix = f"PREFECT_HOME={shlex.quote(home)} " if home else ""
-    return f"{prefix}python -m orchestration_client server stop"
+    return f"{prefix}{shlex.quote(sys.executable or 'python')} -m orchestration_client server stop"
 
 
 class Status(NamedTuple):

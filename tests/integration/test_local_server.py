@@ -146,7 +146,8 @@ def test_later_processes_reuse_the_server_which_outlives_them(local_home: Home) 
     pid = int(record(home)["pid"])  # type: ignore[call-overload]
     assert re.search(rf"started a local Prefect server at {re.escape(url[:-1])} in [\d.]+ s "
                      rf"\(pid {pid}, data in {re.escape(str(home))}\)", first.stderr)
-    stop_hint = f"to stop it now: PREFECT_HOME={home} python -m orchestration_client server stop"
+    stop_hint = (f"to stop it now: PREFECT_HOME={home} {sys.executable} -m orchestration_client "
+                 "server stop")
     assert stop_hint in first.stderr
     assert "no PREFECT_API_URL in environment, .env, prefect.toml" in first.stderr
     # The starting process has exited; the server has not, and it is nobody's child.

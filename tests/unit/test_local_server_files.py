@@ -59,10 +59,31 @@ def test_installed_prefect_version_matches_its_metadata() -> None:
     assert _options.installed_prefect_version() == expected
 
 
-def test_the_stop_command_names_a_home_from_the_environment() -> None:
-    assert _shared.stop_command({}) == "python -m orchestration_client server stop"
+def test_the_stop_command_names_a_home_from_the_environment_and_this_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Round 2 (notice_stop_command_and_data_claim): the command runs as printed where the
+    script ran (cron's PATH has no ``python``, or another one): this interpreter, quoted."""
+    monkeypatch.setattr(sys, "executable", "/opt/my venv/bin/python3")
+    assert _shared.stop_command({}) == "'/opt/my venv/bin/python3' -m orchestration_client server stop"
     assert _shared.stop_command({"PREFECT_HOME": "/a b"}) == (
-        "PREFECT_HOME='/a b' python -m orchestration_client server stop")
+        "PREFECT_HOME='/a b' '/opt/my venv/bin/python3' -m orchestration_client server stop")
+
+
+def test_the_notice_names_the_configured_database_without_its_url() -> None:
+    """Round 2: "data in <PREFECT_HOME>" only when no setting puts the database elsewhere;
+    else the setting is named, never its value (a URL may carry a password)."""
+    from orchestration_client._local_server import data_place
+
+    assert data_place("/h", {}) == "data in /h"
+    assert data_place("/h", {"PREFECT_SERVER_LOGGING_LEVEL": "DEBUG"}) == "data in /h"
+    secret = "postgresql+asyncpg://u:pw@db/prefect"
+    for name in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
+                 "prefect_server_database_connection_url", "PREFECT_SERVER_DATABASE_HOST",
+                 "PREFECT_API_DATABASE_NAME"):
+        said = data_place("/h", {name: secret})
+        assert said == f"data in the database {name.upper()} configures", said
+        assert "pw" not in said and "/h" not in said
 
 
 # ---- files ---------------------------------------------------------------------------------------
