@@ -307,6 +307,7 @@ def _start(
     if first is None:
         raise RuntimeError(_too_slow(directory, "Another process kept starting"))
     lock = [first]  # the start lock; handed to a new server and taken again meanwhile
+    stopped_once = False
     try:
         for _ in range(4):
             verdict = _examine(directory, wanted.settings)
@@ -319,7 +320,14 @@ def _start(
                 if record is not None:
                     directory.remove_if_ours(None)  # stale
                 began = time.monotonic()
-                started = _start_new(directory, lock, wanted, deadline)
+                try:
+                    started = _start_new(directory, lock, wanted, deadline)
+                except _StoppedWhileStarting as stopped:
+                    if stopped_once:
+                        raise RuntimeError(str(stopped)) from None
+                    stopped_once = True  # `server stop` won the race: start once more
+                    logger.info("%s; starting another", stopped)
+                    continue
                 return _shared(started, hold, directory, time.monotonic() - began, None)
             assert record is not None
             if verdict.kind == "untrusted":  # stopped even if in use: its credential may be known
@@ -393,12 +401,24 @@ def _start_new(
         if verdict.kind in ("version", "settings") and verdict.record is not None and \
                 verdict.record.id == server_id:  # fmt: skip
             verdict = verdict._replace(kind="usable")
+        if verdict.kind in ("none", "dead") and f"[{pid}]: serving " in directory.log_tail(
+            _LOG_TAIL
+        ):  # it served, and its record is gone: stopped before this process got the lock
+            raise _StoppedWhileStarting(
+                f"The local Prefect server this process started (pid {pid}) was stopped "
+                f"({stop_command()}, or a signal) while it was starting, before this process "
+                "could use it"
+            )
         if verdict.kind != "usable":
             raise RuntimeError(_did_not_start(directory, verdict))
         return verdict
     except BaseException:
         _end(pid, directory, server_id)
         raise
+
+
+class _StoppedWhileStarting(Exception):
+    """The server this process started served, and was stopped before it was used."""
 
 
 def _above_2(descriptor: int) -> int:

@@ -677,6 +677,36 @@ def test_a_starter_killed_mid_start_leaves_a_server_the_next_process_uses(local_
     assert len(servers_under(home)) == 1
 
 
+def test_server_stop_winning_the_race_during_a_start_is_not_called_a_failed_start(
+    local_home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 2 (stop_during_start_misreported): ``server stop`` waits for the start lock,
+    which the new server gives back once it serves; when the stop gets it first (forced
+    here), the starter does not say the server "did not start": it starts once more."""
+    from orchestration_client._local_server import _files, _shared
+
+    home = local_home("home")
+    original = _files.Directory.lock
+    seen: List[str] = []
+
+    def lock(self: _files.Directory, name: str, shared: bool, deadline: Optional[float]) -> Optional[int]:
+        if name == _files.START_LOCK and not shared and deadline is not None:
+            seen.append(name)
+            if len(seen) == 2:  # the starter taking it back from its new server: stop first
+                stopped = cli(home, "stop")
+                seen.append(stopped.stdout)
+        return original(self, name, shared, deadline)
+
+    monkeypatch.setattr(_files.Directory, "lock", lock)
+    server = _shared.connect(str(home), 600, 60)
+    assert isinstance(server, _shared.SharedServer)
+    server.stop()
+    assert seen[2].startswith("stopped the local Prefect server at "), seen
+    first = int(seen[2].split("(pid ")[1].split(")")[0])
+    assert server.started_in is not None and server.record.pid != first and not alive(first)
+    assert record(home)["pid"] == server.record.pid
+
+
 def test_a_server_that_cannot_start_says_why_and_frees_the_lock(local_home: Home) -> None:
     home = local_home("home")
     # A database path below a regular file: the server fails while starting.
