@@ -631,6 +631,33 @@ def test_an_open_client_holds_the_server_until_its_process_ends_even_by_sigkill(
         time.sleep(0.1)
 
 
+def test_a_client_dropped_unclosed_lets_go_of_the_server_once_collected(
+    running: pathlib.Path,
+) -> None:
+    """Round 2 (dropped_client_keeps_server): a client made in a function, never closed,
+    and collected lets go of the shared server (the server may stop when idle) while its
+    process lives on; the client kept in ``client`` above still holds it."""
+    code = ("import gc, sys\nfrom orchestration_client import get_client\n"
+            "def work():\n    get_client().hello()\n"
+            "kept = get_client()\nwork()\ngc.collect()\nprint('dropped', flush=True)\n"
+            "sys.stdin.readline()\ndel kept\ngc.collect()\nprint('all', flush=True)\n"
+            "sys.stdin.readline()\n")  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-c", code], env=environment(running),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout.readline() == "dropped\n"
+        assert not clients_lock_free(running), "the client still referenced holds it"
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "all\n"
+        assert clients_lock_free(running), "collected clients hold nothing"
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_files_are_private(running: pathlib.Path) -> None:
     assert files(running).stat().st_mode & 0o777 == 0o700
     for name in ("server.json", "credential", "server.log", "start.lock", "clients.lock"):
