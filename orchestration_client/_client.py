@@ -8,8 +8,10 @@ Thread safety: one client may be shared by many threads; see ``_http._transport`
 """
 
 import logging
+import os
 import threading
 import uuid
+import weakref
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -77,6 +79,12 @@ _create_body = BodyEncoder(TaskRunCreate)
 _update_body = BodyEncoder(TaskRunUpdate)
 _set_state_body = BodyEncoder(SetTaskRunState)
 _query_body = BodyEncoder(TaskRunsQuery)
+
+
+def _let_go(server: "LocalServer", pid: int) -> None:
+    """A collected client's server is let go, in the process that adopted it only."""
+    if os.getpid() == pid:
+        server.stop()
 
 
 class SyncPrefectClient:
@@ -171,8 +179,11 @@ class SyncPrefectClient:
 
     def _adopt_server(self, server: "LocalServer") -> None:
         """Tell ``server`` when this client closes (used by ``get_client``): a server of
-        this process then stops; the shared one learns this process is done with it."""
+        this process then stops; the shared one learns this process is done with it.
+        A client dropped unclosed does the same when it is collected (only in the process
+        that made it: a forked child's copy leaves the parent's server alone)."""
         self._server = server
+        weakref.finalize(self, _let_go, server, os.getpid()).atexit = False
 
     def __enter__(self) -> "SyncPrefectClient":
         with self._lock:

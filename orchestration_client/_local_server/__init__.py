@@ -35,7 +35,14 @@ from ._options import (
     shared_server_supported,
 )
 
-__all__ = ["NO_URL_MESSAGE", "LocalServer", "is_server_setting", "serve_app", "server_for_client"]
+__all__ = [
+    "NO_URL_MESSAGE",
+    "LocalServer",
+    "data_place",
+    "is_server_setting",
+    "serve_app",
+    "server_for_client",
+]
 
 
 def server_for_client(
@@ -69,15 +76,33 @@ def server_for_client(
             what = f"using the local Prefect server at {record.url}"
         note = f" {shared.note}" if shared.note else ""
         announce(
-            f"{missing}; {what} (pid {record.pid}, data in {home}). It is shared by your "
-            f"scripts and stops after {record.idle_timeout:g} s with no request and no open "
-            f"client; to stop it now: {stop_command()}.{note}",
+            f"{missing}; {what} (pid {record.pid}, {data_place(home, settings or {})}). It "
+            f"is shared by your scripts and stops after {record.idle_timeout:g} s with no "
+            f"request and no open client; to stop it now: {stop_command()}.{note}",
             key=f"{missing}\0{record.url}\0{note}",
         )
     except BaseException:
         shared.stop()
         raise
     return shared
+
+
+#: Settings that put the server's database somewhere else than ``PREFECT_HOME`` (Prefect's
+#: names and aliases for the connection URL and its parts).
+_DATABASE_SETTINGS = tuple(
+    f"PREFECT_{section}_DATABASE_{part}"
+    for section in ("SERVER", "API")
+    for part in ("CONNECTION_URL", "HOST", "NAME")
+)
+
+
+def data_place(home: str, settings: Mapping[str, str]) -> str:
+    """Where the notice says the data is: ``PREFECT_HOME``, or the database a setting
+    configures (named, never its value: a URL may carry a password)."""
+    for name, value in settings.items():
+        if name.upper() in _DATABASE_SETTINGS and value.strip():
+            return f"data in the database {name.upper()} configures"
+    return f"data in {home}"
 
 
 def _own_server(missing: str, timeout: float, why: str) -> LocalServer:

@@ -116,6 +116,36 @@ def explained(exc: OSError, what: str, home: str) -> OSError:
     return new
 
 
+def _others_may_write(info: os.stat_result, home: str) -> Optional[str]:
+    """Why another user could replace files in the home ``info`` describes (the start of
+    a sentence that goes on with what to do), or None: it must be this user's, and not
+    writable by every user, nor by a group other than the user's private group (named
+    after the user, with no other members: user private groups, umask 002)."""
+    harm = "could replace the local Prefect server's database or files there"
+    if info.st_uid != os.geteuid():
+        return (f"belongs to another user (uid {info.st_uid}), who {harm}. Make it yours "
+                f"(chown {os.geteuid()} {home})")  # fmt: skip
+    if info.st_mode & stat.S_IWOTH:
+        return f"is writable by every user: anyone {harm}. Make it private (chmod o-w {home})"
+    if info.st_mode & stat.S_IWGRP:
+        import grp
+        import pwd
+
+        try:
+            group: Optional[grp.struct_group] = grp.getgrgid(info.st_gid)
+        except KeyError:
+            group = None
+        try:
+            me: Optional[str] = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            me = None
+        if group is None or group.gr_name != me or group.gr_mem:
+            name = group.gr_name if group is not None else f"gid {info.st_gid}"
+            return (f"is writable by the group {name}, which is not your private group: its "
+                    f"members {harm}. Make it private (chmod g-w {home})")  # fmt: skip
+    return None
+
+
 class Directory:
     """``$PREFECT_HOME/orchestration_client``, open and checked; see the module doc.
     ``key`` tells two openings of the same directory apart from a replaced one."""
@@ -145,12 +175,11 @@ class Directory:
         except OSError as exc:
             raise explained(exc, f"{'create' if create else 'open'} {home}", home) from exc
         try:
-            if create and os.fstat(parent).st_mode & stat.S_IWOTH:
+            problem = _others_may_write(os.fstat(parent), home) if create else None
+            if problem:
                 raise PermissionError(
-                    f"PREFECT_HOME ({home}) is writable by every user: anyone could replace "
-                    "the local Prefect server's database or files there. Make it private "
-                    f"(chmod o-w {home}), or set PREFECT_HOME to a directory of your own, or "
-                    "set PREFECT_API_URL to the URL of a Prefect server."
+                    f"PREFECT_HOME ({home}) {problem}, or set PREFECT_HOME to a directory of "
+                    "your own, or set PREFECT_API_URL to the URL of a Prefect server."
                 )
             if create:
                 try:

@@ -183,7 +183,7 @@ class Fallback(NamedTuple):
 
 
 class _Verdict(NamedTuple):
-    kind: str  # usable, none, dead, elsewhere, untrusted, version, settings
+    kind: str  # usable, none, dead, elsewhere, untrusted, foreign, unverified, version, settings
     record: Optional[_files.Record]
     auth_string: Optional[str]
     reason: str
@@ -204,11 +204,15 @@ def _examine(directory: _files.Directory, settings: Mapping[str, str]) -> _Verdi
                   "others: the credential may be known to others")  # fmt: skip
         return _Verdict("untrusted", record, None, reason)
     owns = _identity.owns_port(record.pid, record.port)
-    if owns is None:  # no socket table here: the listener must prove it has the credential
-        owns = _identity.proves_credential(record.port, auth_string)
-    if not owns:
+    if owns is False:
         reason = f"its process does not hold the socket listening on 127.0.0.1:{record.port}"
-        return _Verdict("untrusted", record, None, reason)
+        return _Verdict("foreign", record, None, reason)
+    # No socket table here (or none that shows the port: another network namespace, a
+    # sandbox): the listener must prove it has the credential.
+    if owns is None and not _identity.proves_credential(record.port, auth_string):
+        reason = (f"it cannot be reached or verified from this process on 127.0.0.1:"
+                  f"{record.port} (another network namespace or sandbox?)")  # fmt: skip
+        return _Verdict("unverified", record, None, reason)
     installed = installed_prefect_version() or "unknown"
     if record.prefect_version != installed:
         reason = f"it runs Prefect {record.prefect_version} and Prefect {installed} is installed"
@@ -303,6 +307,7 @@ def _start(
     if first is None:
         raise RuntimeError(_too_slow(directory, "Another process kept starting"))
     lock = [first]  # the start lock; handed to a new server and taken again meanwhile
+    stopped_once = False
     try:
         for _ in range(4):
             verdict = _examine(directory, wanted.settings)
@@ -315,15 +320,23 @@ def _start(
                 if record is not None:
                     directory.remove_if_ours(None)  # stale
                 began = time.monotonic()
-                started = _start_new(directory, lock, wanted, deadline)
+                try:
+                    started = _start_new(directory, lock, wanted, deadline)
+                except _StoppedWhileStarting as stopped:
+                    if stopped_once:
+                        raise RuntimeError(str(stopped)) from None
+                    stopped_once = True  # `server stop` won the race: start once more
+                    logger.info("%s; starting another", stopped)
+                    continue
                 return _shared(started, hold, directory, time.monotonic() - began, None)
             assert record is not None
-            if verdict.kind == "untrusted":  # stopped even if in use: it may be misused
+            if verdict.kind == "untrusted":  # stopped even if in use: its credential may be known
                 logger.warning("stopping the local Prefect server at %s: %s",
                                record.url, verdict.reason)  # fmt: skip
                 _terminate(record.pid, directory.path, record.id)
                 directory.remove_if_ours(record.id)
                 continue
+            # foreign, unverified, version, settings: replaced only if no client uses it.
             installed = installed_prefect_version() or "unknown"
             if verdict.kind == "version" and newer(installed, record.prefect_version) is False:
                 note = (f"It runs Prefect {record.prefect_version}, newer than the "
@@ -340,10 +353,12 @@ def _start(
                             "installed here, and other scripts are using it; once none is, "
                             f"the next script replaces it with Prefect {installed}.")  # fmt: skip
                     return _shared(verdict, hold, directory, None, note)
+                reason = verdict.reason
+                reason = reason[3:] if reason.startswith("it ") else reason
+                reason = reason.replace("its process", "whose process", 1)
                 return Fallback(
                     f"the shared local Prefect server at {record.url} (pid {record.pid}) "
-                    f"{verdict.reason.replace('it runs', 'runs', 1)}, and other scripts are "
-                    "using it"
+                    f"{reason}, and other scripts are using it"
                 )
             try:
                 logger.info("replacing the local Prefect server at %s: %s",
@@ -386,12 +401,24 @@ def _start_new(
         if verdict.kind in ("version", "settings") and verdict.record is not None and \
                 verdict.record.id == server_id:  # fmt: skip
             verdict = verdict._replace(kind="usable")
+        if verdict.kind in ("none", "dead") and f"[{pid}]: serving " in directory.log_tail(
+            _LOG_TAIL
+        ):  # it served, and its record is gone: stopped before this process got the lock
+            raise _StoppedWhileStarting(
+                f"The local Prefect server this process started (pid {pid}) was stopped "
+                f"({stop_command()}, or a signal) while it was starting, before this process "
+                "could use it"
+            )
         if verdict.kind != "usable":
             raise RuntimeError(_did_not_start(directory, verdict))
         return verdict
     except BaseException:
         _end(pid, directory, server_id)
         raise
+
+
+class _StoppedWhileStarting(Exception):
+    """The server this process started served, and was stopped before it was used."""
 
 
 def _above_2(descriptor: int) -> int:
@@ -563,10 +590,11 @@ def _terminate(
 
 
 def stop_command(env: Optional[Mapping[str, str]] = None) -> str:
-    """The command that stops the shared server of this environment's ``PREFECT_HOME``."""
+    """The command that stops the shared server of this environment's ``PREFECT_HOME``,
+    runnable as printed: this interpreter by its full path, not whatever ``python`` is."""
     home = (os.environ if env is None else env).get("PREFECT_HOME", "").strip()
     prefix = f"PREFECT_HOME={shlex.quote(home)} " if home else ""
-    return f"{prefix}python -m orchestration_client server stop"
+    return f"{prefix}{shlex.quote(sys.executable or 'python')} -m orchestration_client server stop"
 
 
 class Status(NamedTuple):

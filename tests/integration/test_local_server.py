@@ -146,7 +146,8 @@ def test_later_processes_reuse_the_server_which_outlives_them(local_home: Home) 
     pid = int(record(home)["pid"])  # type: ignore[call-overload]
     assert re.search(rf"started a local Prefect server at {re.escape(url[:-1])} in [\d.]+ s "
                      rf"\(pid {pid}, data in {re.escape(str(home))}\)", first.stderr)
-    stop_hint = f"to stop it now: PREFECT_HOME={home} python -m orchestration_client server stop"
+    stop_hint = (f"to stop it now: PREFECT_HOME={home} {sys.executable} -m orchestration_client "
+                 "server stop")
     assert stop_hint in first.stderr
     assert "no PREFECT_API_URL in environment, .env, prefect.toml" in first.stderr
     # The starting process has exited; the server has not, and it is nobody's child.
@@ -504,6 +505,38 @@ def test_a_record_pointing_at_a_foreign_port_is_not_believed(
             foreign.close()
 
 
+def test_a_server_this_process_cannot_reach_is_not_stopped_while_in_use(
+    local_home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 2 (other_net_namespace_kills_server_in_use): seen from another network
+    namespace the socket table shows no listener and the challenge cannot connect (forced
+    here). The server in use is left alone and this process gets a server of its own,
+    saying why; once no client uses it, it is replaced as before."""
+    from orchestration_client._local_server import _identity, _shared
+
+    home = local_home("home")
+    holder = Holder(home)
+    try:
+        pid, port = int(record(home)["pid"]), int(record(home)["port"])  # type: ignore[call-overload]
+        owns, proves = _identity.owns_port, _identity.proves_credential
+        monkeypatch.setattr(_identity, "owns_port",
+                            lambda p, q: None if q == port else owns(p, q))  # fmt: skip
+        monkeypatch.setattr(_identity, "proves_credential",
+                            lambda q, a, timeout=5.0: q != port and proves(q, a))  # fmt: skip
+        outcome = _shared.connect(str(home), 600, 60)
+        assert isinstance(outcome, _shared.Fallback), outcome
+        assert "cannot be reached or verified from this process" in outcome.reason
+        assert "other scripts are using it" in outcome.reason
+        assert alive(pid) and record(home)["pid"] == pid and clients_lock_free(home) is False
+        assert holder.call() == "ok"
+    finally:
+        holder.close()
+    replaced = _shared.connect(str(home), 600, 60)  # unused now: replaced
+    assert isinstance(replaced, _shared.SharedServer)
+    replaced.stop()
+    assert replaced.record.pid != pid and gone_within(pid, 30)
+
+
 def test_the_challenge_is_answered_by_our_server_only_for_its_own_port(running: pathlib.Path) -> None:
     from orchestration_client._local_server import _identity
 
@@ -598,6 +631,33 @@ def test_an_open_client_holds_the_server_until_its_process_ends_even_by_sigkill(
         time.sleep(0.1)
 
 
+def test_a_client_dropped_unclosed_lets_go_of_the_server_once_collected(
+    running: pathlib.Path,
+) -> None:
+    """Round 2 (dropped_client_keeps_server): a client made in a function, never closed,
+    and collected lets go of the shared server (the server may stop when idle) while its
+    process lives on; the client kept in ``client`` above still holds it."""
+    code = ("import gc, sys\nfrom orchestration_client import get_client\n"
+            "def work():\n    get_client().hello()\n"
+            "kept = get_client()\nwork()\ngc.collect()\nprint('dropped', flush=True)\n"
+            "sys.stdin.readline()\ndel kept\ngc.collect()\nprint('all', flush=True)\n"
+            "sys.stdin.readline()\n")  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-c", code], env=environment(running),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout.readline() == "dropped\n"
+        assert not clients_lock_free(running), "the client still referenced holds it"
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "all\n"
+        assert clients_lock_free(running), "collected clients hold nothing"
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_files_are_private(running: pathlib.Path) -> None:
     assert files(running).stat().st_mode & 0o777 == 0o700
     for name in ("server.json", "credential", "server.log", "start.lock", "clients.lock"):
@@ -642,6 +702,36 @@ def test_a_starter_killed_mid_start_leaves_a_server_the_next_process_uses(local_
     later = run(home)
     assert "using the local Prefect server" in later.stderr
     assert len(servers_under(home)) == 1
+
+
+def test_server_stop_winning_the_race_during_a_start_is_not_called_a_failed_start(
+    local_home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 2 (stop_during_start_misreported): ``server stop`` waits for the start lock,
+    which the new server gives back once it serves; when the stop gets it first (forced
+    here), the starter does not say the server "did not start": it starts once more."""
+    from orchestration_client._local_server import _files, _shared
+
+    home = local_home("home")
+    original = _files.Directory.lock
+    seen: List[str] = []
+
+    def lock(self: _files.Directory, name: str, shared: bool, deadline: Optional[float]) -> Optional[int]:
+        if name == _files.START_LOCK and not shared and deadline is not None:
+            seen.append(name)
+            if len(seen) == 2:  # the starter taking it back from its new server: stop first
+                stopped = cli(home, "stop")
+                seen.append(stopped.stdout)
+        return original(self, name, shared, deadline)
+
+    monkeypatch.setattr(_files.Directory, "lock", lock)
+    server = _shared.connect(str(home), 600, 60)
+    assert isinstance(server, _shared.SharedServer)
+    server.stop()
+    assert seen[2].startswith("stopped the local Prefect server at "), seen
+    first = int(seen[2].split("(pid ")[1].split(")")[0])
+    assert server.started_in is not None and server.record.pid != first and not alive(first)
+    assert record(home)["pid"] == server.record.pid
 
 
 def test_a_server_that_cannot_start_says_why_and_frees_the_lock(local_home: Home) -> None:

@@ -122,3 +122,67 @@ def test_the_shared_servers_check_knows_who_holds_the_port(tmp_path: "os.PathLik
     reason = server.check_connection(None)
     assert reason is not None and "is no longer running" in reason
     assert not _identity.is_live_server(os.getppid(), str(tmp_path), "abc")
+
+
+class CountingServer:
+    """A stand-in for a local server's use by one client: ``stop()`` lets go once, as the
+    real ones do (counted in ``stops`` and written to ``pipe``, so a forked child's can be
+    seen); ``again()`` is the use by the next client."""
+
+    api_url = "http://127.0.0.1:1/api"
+
+    def __init__(self, pipe: int) -> None:
+        self.pipe = pipe
+        self.stops = 0
+        self.released = False
+
+    def stop(self) -> None:
+        if not self.released:
+            self.released = True
+            self.stops += 1
+            os.write(self.pipe, b"s")
+
+    def again(self) -> "CountingServer":
+        self.released = False
+        return self
+
+    def check_connection(self, sock: Optional[socket.socket]) -> Optional[str]:
+        return None
+
+
+def test_a_client_dropped_unclosed_lets_go_of_its_server_once_collected_but_not_in_a_fork() -> None:
+    """Round 2 (dropped_client_keeps_server): a client dropped without ``with``/close()
+    used to keep its server (the shared one's hold on ``clients.lock``) until its process
+    ended. It lets go when collected; a forked child dropping its copy does not; ``with``
+    still lets go at once. Against a real shared server: test_local_server.py."""
+    import gc
+
+    reader, writer = os.pipe()
+    try:
+        server = CountingServer(writer)
+        made = SyncPrefectClient._from_settings(server.api_url, load_settings())
+        made._adopt_server(server)  # type: ignore[arg-type]
+        child = os.fork()
+        if child == 0:  # the child drops its copy: the parent's server stays held
+            del made
+            gc.collect()
+            os._exit(0)
+        assert os.waitpid(child, 0)[1] == 0
+        os.set_blocking(reader, False)
+        with pytest.raises(BlockingIOError):
+            os.read(reader, 10)
+        assert server.stops == 0
+        del made
+        gc.collect()
+        assert server.stops == 1
+        closed = SyncPrefectClient._from_settings(server.api_url, load_settings())
+        closed._adopt_server(server.again())  # type: ignore[arg-type]
+        with closed:
+            pass
+        assert server.stops == 2
+        del closed
+        gc.collect()
+        assert server.stops == 2
+    finally:
+        os.close(reader)
+        os.close(writer)

@@ -63,10 +63,31 @@ def test_installed_prefect_version_matches_its_metadata() -> None:
     assert _options.installed_prefect_version() == expected
 
 
-def test_the_stop_command_names_a_home_from_the_environment() -> None:
-    assert _shared.stop_command({}) == "python -m orchestration_client server stop"
+def test_the_stop_command_names_a_home_from_the_environment_and_this_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Round 2 (notice_stop_command_and_data_claim): the command runs as printed where the
+    script ran (cron's PATH has no ``python``, or another one): this interpreter, quoted."""
+    monkeypatch.setattr(sys, "executable", "/opt/my venv/bin/python3")
+    assert _shared.stop_command({}) == "'/opt/my venv/bin/python3' -m orchestration_client server stop"
     assert _shared.stop_command({"PREFECT_HOME": "/a b"}) == (
-        "PREFECT_HOME='/a b' python -m orchestration_client server stop")
+        "PREFECT_HOME='/a b' '/opt/my venv/bin/python3' -m orchestration_client server stop")
+
+
+def test_the_notice_names_the_configured_database_without_its_url() -> None:
+    """Round 2: "data in <PREFECT_HOME>" only when no setting puts the database elsewhere;
+    else the setting is named, never its value (a URL may carry a password)."""
+    from orchestration_client._local_server import data_place
+
+    assert data_place("/h", {}) == "data in /h"
+    assert data_place("/h", {"PREFECT_SERVER_LOGGING_LEVEL": "DEBUG"}) == "data in /h"
+    secret = "postgresql+asyncpg://u:pw@db/prefect"
+    for name in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
+                 "prefect_server_database_connection_url", "PREFECT_SERVER_DATABASE_HOST",
+                 "PREFECT_API_DATABASE_NAME"):
+        said = data_place("/h", {name: secret})
+        assert said == f"data in the database {name.upper()} configures", said
+        assert "pw" not in said and "/h" not in said
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -204,6 +225,45 @@ def test_a_home_everyone_may_write_is_refused(tmp_path: pathlib.Path) -> None:
     assert list(home.iterdir()) == []
     home.chmod(0o775)  # a group of one's own (user private groups) is fine
     directory(home).close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user or group")
+def test_a_home_another_user_owns_or_a_shared_group_may_write_is_refused(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Round 2 (home_writable_by_group_or_owned_by_other): a PREFECT_HOME owned by another
+    user, or writable by a group that is not the user's private group, lets someone else
+    plant the database; refused, saying why and what to do. A group-writable home whose
+    group is the user's private one (same name, no members: Debian's umask 002) is fine."""
+    import grp
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    others = [g for g in grp.getgrall() if g.gr_name != me and g.gr_gid != os.getegid()]
+    assert others, "no other group on this machine"
+    home = tmp_path / "theirs"
+    home.mkdir()
+    home.chmod(0o755)
+    os.chown(home, 65534, -1)
+    with pytest.raises(PermissionError, match=r"PREFECT_HOME \(.*theirs\) belongs to another "
+                       r"user \(uid 65534\).*chown.*PREFECT_HOME.*PREFECT_API_URL"):
+        _files.Directory.open(str(home), create=True)
+    assert list(home.iterdir()) == []
+    shared = tmp_path / "shared-group"
+    shared.mkdir()
+    shared.chmod(0o2770)
+    os.chown(shared, os.geteuid(), others[0].gr_gid)
+    with pytest.raises(PermissionError, match=r"PREFECT_HOME \(.*shared-group\) is writable "
+                       rf"by the group {others[0].gr_name}.*chmod g-w .*PREFECT_API_URL"):
+        _files.Directory.open(str(shared), create=True)
+    assert list(shared.iterdir()) == []
+    own = grp.getgrgid(os.getegid())
+    if own.gr_name == me and not own.gr_mem:  # the user's private group: accepted
+        os.chown(shared, os.geteuid(), own.gr_gid)
+        directory(shared).close()
+    shared.chmod(0o2750)  # not group-writable: any group is fine
+    os.chown(shared, os.geteuid(), others[0].gr_gid)
+    directory(shared).close()
 
 
 def test_errors_say_where_and_what_to_do(tmp_path: pathlib.Path) -> None:
