@@ -20,6 +20,7 @@ __all__ = [
     "is_server_setting",
     "newer",
     "prefect_home",
+    "server_environment",
     "shared_server_supported",
 ]
 
@@ -57,6 +58,16 @@ def prefect_home(env: Optional[Mapping[str, str]] = None) -> str:
         if name.upper() == "PREFECT_HOME":
             raw = value.strip()
     return os.path.realpath(os.path.expanduser(raw or os.path.join("~", ".prefect")))
+
+
+def server_environment(forced: Mapping[str, str]) -> Dict[str, str]:
+    """This process's environment for the server's process, with ``forced`` on top. Prefect
+    reads setting names in any case, the later spelling winning, so every other spelling of
+    a forced name is left out: a ``prefect_server_api_auth_string`` of the user's can never
+    stand in for the credential the server is given."""
+    names = {name.upper() for name in forced}
+    kept = {name: value for name, value in os.environ.items() if name.upper() not in names}
+    return {**kept, **forced}
 
 
 def installed_prefect_version() -> Optional[str]:

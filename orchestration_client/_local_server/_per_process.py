@@ -18,6 +18,7 @@ import urllib.request
 from typing import List, Optional
 
 from ._common import LocalServer, logger
+from ._options import server_environment
 
 __all__ = ["per_process_server"]
 
@@ -100,14 +101,15 @@ class _SubprocessServer(LocalServer):
 
     @staticmethod
     def _environment() -> "dict[str, str]":
-        return {
-            **os.environ,
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT_SERVER_UI_ENABLED": "false",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
-        }
+        return server_environment(
+            {
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT_SERVER_UI_ENABLED": "false",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            }
+        )
 
     def _terminate(self) -> None:
         if self._process.stdin is not None:

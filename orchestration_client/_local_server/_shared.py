@@ -49,7 +49,13 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _files, _identity
 from ._common import LocalServer, logger
-from ._options import differing_settings, fingerprint, installed_prefect_version, newer
+from ._options import (
+    differing_settings,
+    fingerprint,
+    installed_prefect_version,
+    newer,
+    server_environment,
+)
 
 __all__ = ["Fallback", "SharedServer", "Status", "connect", "status", "stop", "stop_command"]
 
@@ -460,20 +466,21 @@ def _spawn(
         ]  # fmt: skip
         import json
 
-        environment = {
-            **os.environ,
-            **wanted.settings,
-            "PREFECT_HOME": directory.home,
-            "PREFECT_SERVER_API_AUTH_STRING": f"local:{secrets.token_urlsafe(32)}",
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT_SERVER_UI_ENABLED": "false",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
-            _FINGERPRINT_VARIABLE: json.dumps(
-                {"salt": salt, "settings": fingerprint(wanted.settings, salt)}
-            ),
-        }
+        environment = server_environment(
+            {
+                **wanted.settings,
+                "PREFECT_HOME": directory.home,
+                "PREFECT_SERVER_API_AUTH_STRING": f"local:{secrets.token_urlsafe(32)}",
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT_SERVER_UI_ENABLED": "false",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                _FINGERPRINT_VARIABLE: json.dumps(
+                    {"salt": salt, "settings": fingerprint(wanted.settings, salt)}
+                ),
+            }
+        )
         # The first process forks the server, writes its pid and exits at once (the server
         # is nobody's child); it reads nothing and writes to the log only. The server
         # changes to its directory through the descriptor it is given.

@@ -658,3 +658,21 @@ def test_server_settings_and_their_kinds_agree_with_prefect() -> None:
             assert _options.value_kind(name) in (None, kind), (name, kind)
         else:
             assert not _options.is_server_setting(name), name
+
+
+def test_the_servers_environment_has_one_spelling_of_each_forced_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prefect reads names in any case, the later spelling winning: a user's lower-case
+    auth string after the forced one would replace the server's credential."""
+    from orchestration_client._local_server._options import server_environment
+
+    monkeypatch.setenv("PREFECT_SERVER_API_AUTH_STRING", "users")
+    monkeypatch.setenv("prefect_server_api_auth_string", "users-too")
+    monkeypatch.setenv("Prefect_Home", "/elsewhere")
+    monkeypatch.setenv("PREFECT_API_KEY", "kept")
+    env = server_environment({"PREFECT_SERVER_API_AUTH_STRING": "forced", "PREFECT_HOME": "/h"})
+    spellings = [name for name in env if name.upper() in {"PREFECT_SERVER_API_AUTH_STRING", "PREFECT_HOME"}]
+    assert sorted(spellings) == ["PREFECT_HOME", "PREFECT_SERVER_API_AUTH_STRING"]
+    assert env["PREFECT_SERVER_API_AUTH_STRING"] == "forced" and env["PREFECT_HOME"] == "/h"
+    assert env["PREFECT_API_KEY"] == "kept"
