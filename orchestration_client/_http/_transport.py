@@ -18,6 +18,7 @@ bounds the whole reply, its decoded size is capped, interim replies are skipped,
 reset in the middle of a body is retried like any other broken connection.
 """
 
+import functools
 import logging
 import os
 import threading
@@ -406,15 +407,10 @@ class Transport:
             self._forget_parent_connections()
         csrf = self.csrf.enabled and method in _MUTATING
         extra = self.csrf.headers(request=f"{method} {path}") if csrf else None
-        response = self.send(
-            method,
-            path,
-            content=content,
-            params=params,
-            extra_headers=extra,
-            idempotent=idempotent,
-            retries=retries,
+        send = functools.partial(
+            self.send, method, path, content=content, params=params, idempotent=idempotent
         )
+        response = send(extra_headers=extra, retries=retries)
         # A request re-sent by the retry policy keeps the token it was stamped with, so each
         # retried 503 may come back as a refused token once another thread renewed it: allow
         # as many renewals as the call has attempts.
@@ -431,15 +427,7 @@ class Transport:
             extra = self.csrf.headers(refused=refused, request=f"{method} {path}")
             if retries is not None:  # go on with what the refused attempt left of them
                 retries = getattr(response.raw, "retries", None) or retries
-            response = self.send(
-                method,
-                path,
-                content=content,
-                params=params,
-                extra_headers=extra,
-                idempotent=idempotent,
-                retries=retries,
-            )
+            response = send(extra_headers=extra, retries=retries)
         self.raise_for_status(response)
         return response
 
