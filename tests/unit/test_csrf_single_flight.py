@@ -176,6 +176,15 @@ def test_a_failed_fetch_answers_every_waiter_once(
     assert leader.calls == 1  # nobody fetched again: the failure applies to all
 
 
+def leader_in_flight(token: Any) -> threading.Thread:
+    """A thread that asks ``token`` for headers, returned once its fetch is under way."""
+    leader = threading.Thread(target=token.headers)
+    leader.start()
+    while token._flight is None:
+        time.sleep(0.01)
+    return leader
+
+
 def test_a_waiter_waits_for_other_fetches_no_longer_than_its_own_budget() -> None:
     release = threading.Event()
 
@@ -184,10 +193,7 @@ def test_a_waiter_waits_for_other_fetches_no_longer_than_its_own_budget() -> Non
         return token_reply("late")
 
     token = new_token(hang, limit=0.5)
-    leader = threading.Thread(target=token.headers)
-    leader.start()
-    while token._flight is None:
-        time.sleep(0.01)
+    leader = leader_in_flight(token)
     started = time.monotonic()
     with pytest.raises(APITimeoutError, match=r"not been answered within 0\.5 s") as caught:
         token.headers()
@@ -285,10 +291,7 @@ def test_a_waiter_goes_on_waiting_while_the_fetch_is_retried() -> None:
         return token_reply("after-the-blip")
 
     token = new_token(fetch, limit=0.5)
-    leader = threading.Thread(target=token.headers)
-    leader.start()
-    while token._flight is None:
-        time.sleep(0.01)
+    leader = leader_in_flight(token)
     started = time.monotonic()
     assert token_of(token.headers) == "after-the-blip"
     assert time.monotonic() - started > 0.5  # longer than one attempt: it waited along
@@ -308,10 +311,7 @@ def test_after_the_last_sign_of_life_a_waiter_waits_one_wait_and_one_attempt(
         return token_reply("late")
 
     token = new_token(fetch, limit=0.5)
-    leader = threading.Thread(target=token.headers)
-    leader.start()
-    while token._flight is None:
-        time.sleep(0.01)
+    leader = leader_in_flight(token)
     started = time.monotonic()
     with pytest.raises(APITimeoutError, match=r"within 1 s \(.* and a back-off wait\)"):
         token.headers()
